@@ -1,0 +1,41 @@
+/* main.c: the `shoal` binary, git-style. Dispatches to a subcommand and does nothing else.
+ * Tested through tests/cli/test_cli.sh. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const shoal_command commands[] = {
+    {"version", "print version, git commit and the backends this build has", shoal_cmd_version},
+    {"inspect", "list and validate the tensors of a safetensors file", shoal_cmd_inspect},
+    {"convert", "rewrite a safetensors file with its float tensors in another dtype",
+     shoal_cmd_convert},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: shoal <command> [options]\n\n"
+                 "shoal fine-tunes and serves small language models on a cluster.\n\n"
+                 "commands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'shoal <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) return shoal_cmd_version(1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "shoal: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,112 @@
+# deps.cmake: find shoal's dependencies and resolve the AUTO|ON|OFF options.
+#
+# Each optional backend sets SHOAL_HAVE_<X> (ON/OFF) and SHOAL_<X>_NOTE (why, for the summary).
+# ON with the dependency missing stops configure with a hint to run deploy/install-deps.sh.
+find_package(PkgConfig REQUIRED)
+set(SHOAL_DEPS_HINT "run: sudo deploy/install-deps.sh")
+
+# --- always required: jansson (JSON), OpenSSL (sha256, TLS, CSPRNG), threads, libm
+pkg_check_modules(JANSSON IMPORTED_TARGET jansson)
+if(NOT JANSSON_FOUND)
+  message(FATAL_ERROR "jansson not found (Debian: libjansson-dev); ${SHOAL_DEPS_HINT}")
+endif()
+find_package(OpenSSL)
+if(NOT OpenSSL_FOUND)
+  message(FATAL_ERROR "OpenSSL not found (Debian: libssl-dev); ${SHOAL_DEPS_HINT}")
+endif()
+find_package(Threads REQUIRED)
+
+macro(shoal_option_missing opt what)
+  if(${opt} STREQUAL "ON")
+    message(FATAL_ERROR "${opt}=ON but ${what} was not found; ${SHOAL_DEPS_HINT} "
+                        "or configure with -D${opt}=OFF")
+  endif()
+endmacro()
+
+# --- CUDA + cuBLAS(Lt) + NCCL
+set(SHOAL_HAVE_CUDA OFF)
+set(SHOAL_HAVE_NCCL OFF)
+set(SHOAL_CUDA_NOTE "(disabled)")
+if(NOT SHOAL_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # H100/H200 are sm_90; "90" gives sm_90 SASS plus compute_90 PTX for newer parts.
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    find_package(CUDAToolkit)
+    find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} $ENV{NCCL_HOME}/include)
+    find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} $ENV{NCCL_HOME}/lib)
+    if(CUDAToolkit_FOUND AND TARGET CUDA::cublasLt)
+      set(SHOAL_HAVE_CUDA ON)
+      set(SHOAL_CUDA_NOTE "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}, arch ${CMAKE_CUDA_ARCHITECTURES})")
+      if(NCCL_LIBRARY AND NCCL_INCLUDE_DIR)
+        set(SHOAL_HAVE_NCCL ON)
+        add_library(NCCL::nccl UNKNOWN IMPORTED)
+        set_target_properties(NCCL::nccl PROPERTIES IMPORTED_LOCATION ${NCCL_LIBRARY}
+                              INTERFACE_INCLUDE_DIRECTORIES ${NCCL_INCLUDE_DIR})
+      endif()
+    endif()
+  endif()
+  if(NOT SHOAL_HAVE_CUDA)
+    shoal_option_missing(SHOAL_CUDA "the CUDA toolkit with cuBLASLt (nvcc; set CMAKE_CUDA_COMPILER)")
+    set(SHOAL_CUDA_NOTE "(AUTO: no CUDA toolkit found, building without)")
+  endif()
+endif()
+
+# --- Open MPI
+set(SHOAL_HAVE_MPI OFF)
+set(SHOAL_MPI_NOTE "(disabled)")
+if(NOT SHOAL_MPI STREQUAL "OFF")
+  find_package(MPI COMPONENTS C QUIET)
+  if(MPI_C_FOUND)
+    set(SHOAL_HAVE_MPI ON)
+    set(SHOAL_MPI_NOTE "(MPI ${MPI_C_VERSION}; mpiexec ${MPIEXEC_EXECUTABLE})")
+  else()
+    shoal_option_missing(SHOAL_MPI "Open MPI (Debian: libopenmpi-dev openmpi-bin)")
+    set(SHOAL_MPI_NOTE "(AUTO: MPI not found, building without)")
+  endif()
+endif()
+
+# --- gRPC core + protobuf-c. Not pkg_check_modules(grpc): it find_library()s ~90 entries
+# and costs ~19 s per configure (research/infra.md §4.3).
+set(SHOAL_HAVE_RPC OFF)
+set(SHOAL_RPC_NOTE "(disabled)")
+if(NOT SHOAL_RPC STREQUAL "OFF")
+  find_path(GRPC_INCLUDE_DIR grpc/grpc.h)
+  find_library(GRPC_LIB grpc)
+  find_library(GPR_LIB gpr)
+  find_path(PROTOBUFC_INCLUDE_DIR protobuf-c/protobuf-c.h)
+  find_library(PROTOBUFC_LIB protobuf-c)
+  find_program(PROTOC_C protoc-c)
+  find_package(SQLite3 QUIET)
+  if(GRPC_INCLUDE_DIR AND GRPC_LIB AND GPR_LIB AND PROTOBUFC_INCLUDE_DIR AND PROTOBUFC_LIB
+     AND PROTOC_C AND SQLite3_FOUND)
+    set(SHOAL_HAVE_RPC ON)
+    set(SHOAL_RPC_NOTE "(${GRPC_LIB}, ${PROTOC_C}, SQLite ${SQLite3_VERSION})")
+    add_library(shoal_grpc_core INTERFACE)
+    target_include_directories(shoal_grpc_core INTERFACE ${GRPC_INCLUDE_DIR} ${PROTOBUFC_INCLUDE_DIR})
+    target_link_libraries(shoal_grpc_core INTERFACE ${GRPC_LIB} ${GPR_LIB} ${PROTOBUFC_LIB})
+  else()
+    shoal_option_missing(SHOAL_RPC
+      "gRPC core, protobuf-c or SQLite (Debian: libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev)")
+    set(SHOAL_RPC_NOTE "(AUTO: gRPC/protobuf-c/SQLite not found, building without)")
+  endif()
+endif()
+
+# --- OpenBLAS
+set(SHOAL_HAVE_BLAS OFF)
+set(SHOAL_BLAS_NOTE "(disabled: plain-loop GEMM fallback)")
+if(NOT SHOAL_BLAS STREQUAL "OFF")
+  pkg_check_modules(OPENBLAS IMPORTED_TARGET openblas)
+  if(OPENBLAS_FOUND)
+    set(SHOAL_HAVE_BLAS ON)
+    set(SHOAL_BLAS_NOTE "(OpenBLAS ${OPENBLAS_VERSION})")
+  else()
+    shoal_option_missing(SHOAL_BLAS "OpenBLAS (Debian: libopenblas-dev)")
+    set(SHOAL_BLAS_NOTE "(AUTO: OpenBLAS not found, plain-loop GEMM fallback)")
+  endif()
+endif()

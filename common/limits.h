@@ -1,0 +1,59 @@
+/* limits.h: every limit shoal enforces, in one place, each with why it is what it is.
+ *
+ * Shaped after SQLite's sqliteLimit.h: each limit has a default (what a process uses unless
+ * configured) and a hard ceiling (what configuration may raise it to, never beyond). Code
+ * reads a limit through shoal_limit(); configuration lowers or raises it with
+ * shoal_limit_set(), which refuses anything above the ceiling. Fixed-size buffers use the
+ * SHOAL_MAX_* compile-time constants directly.
+ * Tested by tests/common/test_limits.c.
+ */
+#ifndef SHOAL_COMMON_LIMITS_H
+#define SHOAL_COMMON_LIMITS_H
+
+#include <stdint.h>
+
+#include "common/status.h"
+
+/* ---- compile-time constants (sizes of fixed buffers) ---- */
+
+/* Longest tensor name we accept. HF names are < 100 bytes; 256 leaves room for prefixes
+ * such as "base_model.model.transformer.h.11.attn.c_attn.lora_A.weight". */
+#define SHOAL_MAX_TENSOR_NAME 256
+/* Tensor rank. Transformers use <= 4; 8 matches safetensors' practical use and our kernels. */
+#define SHOAL_MAX_TENSOR_DIMS 8
+/* Longest path we build (PATH_MAX on Linux is 4096). */
+#define SHOAL_MAX_PATH 4096
+
+/* ---- runtime limits: default and ceiling ---- */
+typedef enum {
+    /* safetensors header JSON. The reference implementation caps it at 100 MB to stop a
+     * header-length DoS; real GPT-2-class headers are a few tens of KB. */
+    SHOAL_LIMIT_SAFETENSORS_HEADER_BYTES,
+    /* Tensors in one safetensors file. GPT-2 XL has ~580; sharded 70B models ~1,000 per file. */
+    SHOAL_LIMIT_SAFETENSORS_TENSORS,
+    /* Elements in one tensor: 2^36 (256 GiB of fp32) is beyond any small model on one file. */
+    SHOAL_LIMIT_TENSOR_ELEMENTS,
+    /* A JSON document read from disk (config.json, job specs, manifests). Config files are
+     * kilobytes; tokenizer.json for GPT-2 is ~1.4 MB, so 64 MB default. */
+    SHOAL_LIMIT_JSON_FILE_BYTES,
+    /* Any whole file we read into memory rather than mmap. */
+    SHOAL_LIMIT_READ_FILE_BYTES,
+    SHOAL_LIMIT_COUNT
+} shoal_limit_id;
+
+typedef struct {
+    const char *name;  /* e.g. "safetensors_header_bytes", for config keys and messages */
+    uint64_t def;      /* default value */
+    uint64_t ceiling;  /* no configuration may exceed this */
+} shoal_limit_info;
+
+/* The current value of a limit. Thread-safe to read. */
+uint64_t shoal_limit(shoal_limit_id id);
+/* Static description of a limit; NULL for an out-of-range id. */
+const shoal_limit_info *shoal_limit_describe(shoal_limit_id id);
+/* Set a limit: SHOAL_ERR_LIMIT if value is above the ceiling, INVALID_ARG if 0 or bad id. */
+shoal_status shoal_limit_set(shoal_limit_id id, uint64_t value);
+/* Look a limit up by name; SHOAL_ERR_NOT_FOUND if unknown. */
+shoal_status shoal_limit_find(const char *name, shoal_limit_id *id);
+
+#endif
