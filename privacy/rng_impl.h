@@ -1,0 +1,48 @@
+/* rng_impl.h: privacy-internal view of shoal_dp_rng so that the samplers (noise.c) can take
+ * words from the buffer inline. Not a public header: only the .c files of privacy/ include it. */
+#ifndef SHOAL_PRIVACY_RNG_IMPL_H
+#define SHOAL_PRIVACY_RNG_IMPL_H
+
+#include <sys/types.h>
+
+#include "privacy/rng.h"
+
+#define RNG_BLOCKS 4
+#define RNG_WORDS (16 * RNG_BLOCKS) /* 32-bit words per refill */
+
+struct shoal_dp_rng {
+    uint32_t state[16];        /* constants, key, counter (12..13), nonce (14..15) */
+    uint32_t buf[RNG_WORDS];   /* keystream not yet handed out */
+    unsigned pos;              /* next unused word in buf */
+    pid_t pid;                 /* process that keyed the generator */
+    int deterministic;
+    uint64_t bits;             /* spare random bits for coin flips */
+    unsigned nbits;
+};
+
+void shoal_dp_rng_refill_(shoal_dp_rng *r);
+
+static inline uint32_t rng_u32(shoal_dp_rng *r) {
+    if (r->pos >= RNG_WORDS) shoal_dp_rng_refill_(r);
+    return r->buf[r->pos++];
+}
+
+static inline uint64_t rng_u64(shoal_dp_rng *r) {
+    if (r->pos + 2 > RNG_WORDS) shoal_dp_rng_refill_(r);
+    uint64_t v = (uint64_t)r->buf[r->pos] | (uint64_t)r->buf[r->pos + 1] << 32;
+    r->pos += 2;
+    return v;
+}
+
+static inline int rng_bit(shoal_dp_rng *r) {
+    if (r->nbits == 0) {
+        r->bits = rng_u64(r);
+        r->nbits = 64;
+    }
+    int b = (int)(r->bits & 1u);
+    r->bits >>= 1;
+    r->nbits--;
+    return b;
+}
+
+#endif
