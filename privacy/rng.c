@@ -2,6 +2,7 @@
  * Tested by tests/privacy/test_noise.c. */
 #define SHOAL_LOG_SUBSYS "privacy"
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -53,8 +54,16 @@ static shoal_status os_key(uint8_t key[32]) {
     return SHOAL_OK;
 }
 
+_Atomic unsigned shoal_dp_fork_gen_;
+
+static void on_fork_child(void) { atomic_fetch_add(&shoal_dp_fork_gen_, 1u); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
 void shoal_dp_rng_refill_(shoal_dp_rng *r) {
-    if (!r->deterministic && getpid() != r->pid) {
+    /* After fork (atfork generation changed, or a pid change from a raw clone the handler
+     * did not see) the child re-keys and drops the parent's buffered keystream. */
+    if (!r->deterministic && (rng_stale(r) || getpid() != r->pid)) {
         /* forked child: never replay the parent's stream */
         uint8_t key[32];
         if (os_key(key) != SHOAL_OK) {
@@ -64,6 +73,7 @@ void shoal_dp_rng_refill_(shoal_dp_rng *r) {
         set_key(r, key);
         memset(key, 0, sizeof key);
         r->pid = getpid();
+        r->gen = atomic_load(&shoal_dp_fork_gen_);
     }
     for (int b = 0; b < RNG_BLOCKS; b++) {
         shoal_dp_chacha20_block(r->state, r->buf + 16 * b);
@@ -77,6 +87,7 @@ shoal_status shoal_dp_rng_init(shoal_dp_rng **out) {
     *out = NULL;
     shoal_dp_rng *r = calloc(1, sizeof *r);
     if (!r) return SHOAL_ERR_NOMEM;
+    pthread_once(&atfork_once, register_atfork);
     uint8_t key[32];
     shoal_status st = os_key(key);
     if (st != SHOAL_OK) {
@@ -86,6 +97,7 @@ shoal_status shoal_dp_rng_init(shoal_dp_rng **out) {
     set_key(r, key);
     memset(key, 0, sizeof key);
     r->pid = getpid();
+    r->gen = atomic_load(&shoal_dp_fork_gen_);
     *out = r;
     return SHOAL_OK;
 }

@@ -7,8 +7,10 @@
  * Why shaped so: DP noise must be unpredictable to an adversary who sees model updates; a
  * Mersenne Twister or rand() is predictable from its outputs, so they are never used. ChaCha20
  * is fast in portable C (no dependence on AES-NI) and is what Linux's own /dev/urandom uses.
- * After fork() a child would replay its parent's stream, so every refill compares getpid()
- * with the key owner's pid and re-keys from getrandom in a child. A deterministic mode (key
+ * After fork() a child would replay its parent's stream, so a pthread_atfork handler bumps a
+ * generation counter in the child; every draw compares it (one relaxed load) and a stale
+ * generator drops its buffered keystream and re-keys from getrandom before the next word
+ * (a pid check at refill also catches raw clone() calls that skip atfork handlers). A deterministic mode (key
  * derived from a 64-bit seed) exists for tests and benchmarks only; it says so in a debug log
  * line and shoal_dp_rng_is_deterministic() lets callers refuse it in production paths. If
  * re-keying after fork fails (getrandom broken), the process aborts rather than emit
