@@ -71,8 +71,8 @@ void shoal_dp_accountant_free(shoal_dp_accountant *a) {
 static shoal_status check_step(double q, double sigma, uint64_t steps) {
     SHOAL_REQUIRE(q >= 0.0 && q <= 1.0, SHOAL_ERR_INVALID_ARG,
                   "sample rate q=%g: must be in [0, 1]", q);
-    SHOAL_REQUIRE(sigma >= 0.0 && isfinite(sigma), SHOAL_ERR_INVALID_ARG,
-                  "noise multiplier sigma=%g: must be finite and >= 0", sigma);
+    SHOAL_REQUIRE(sigma >= 0.0 && sigma <= SHOAL_DP_MAX_SIGMA, SHOAL_ERR_INVALID_ARG,
+                  "noise multiplier sigma=%g: must be in [0, %g]", sigma, SHOAL_DP_MAX_SIGMA);
     SHOAL_REQUIRE(steps >= 1 && steps <= MAX_TOTAL_STEPS, SHOAL_ERR_INVALID_ARG,
                   "steps=%llu: must be in [1, 2^53]", (unsigned long long)steps);
     return SHOAL_OK;
@@ -218,8 +218,7 @@ shoal_status shoal_dp_accountant_to_json(const shoal_dp_accountant *a, json_t **
     return SHOAL_OK;
 }
 
-shoal_status shoal_dp_accountant_from_json(const json_t *j, const char *what,
-                                           shoal_dp_accountant **out) {
+static shoal_status from_json(const json_t *j, const char *what, shoal_dp_accountant **out) {
     shoal_status st = SHOAL_OK;
     shoal_dp_accountant *a = NULL;
     double orders[SHOAL_MAX_DP_ORDERS], sum[SHOAL_MAX_DP_ORDERS];
@@ -282,7 +281,7 @@ shoal_status shoal_dp_accountant_from_json(const json_t *j, const char *what,
         double q = -1, sigma = -1;
         int64_t steps = 0;
         SHOAL_CHECK_GOTO(shoal_json_get_num(p, "q", 1, 0.0, 1.0, pw, &q));
-        SHOAL_CHECK_GOTO(shoal_json_get_num(p, "sigma", 1, 0.0, 1e300, pw, &sigma));
+        SHOAL_CHECK_GOTO(shoal_json_get_num(p, "sigma", 1, 0.0, SHOAL_DP_MAX_SIGMA, pw, &sigma));
         SHOAL_CHECK_GOTO(
             shoal_json_get_int(p, "steps", 1, 1, (int64_t)MAX_TOTAL_STEPS, pw, &steps));
         SHOAL_CHECK_GOTO(shoal_dp_accountant_step(a, q, sigma, (uint64_t)steps));
@@ -312,6 +311,13 @@ shoal_status shoal_dp_accountant_from_json(const json_t *j, const char *what,
 cleanup:
     shoal_dp_accountant_free(a);
     return st == SHOAL_ERR_NOMEM ? st : SHOAL_ERR_FORMAT;
+}
+
+shoal_status shoal_dp_accountant_from_json(const json_t *j, const char *what,
+                                           shoal_dp_accountant **out) {
+    /* every rejection of outside data is FORMAT, whichever getter noticed it */
+    shoal_status st = from_json(j, what, out);
+    return st == SHOAL_OK || st == SHOAL_ERR_NOMEM ? st : SHOAL_ERR_FORMAT;
 }
 
 shoal_status shoal_dp_accountant_save(const shoal_dp_accountant *a, const char *path) {

@@ -139,8 +139,8 @@ shoal_status shoal_dp_rdp_subsampled_gaussian(double q, double sigma, const doub
                                               size_t n, shoal_dp_series series, double *rdp) {
     SHOAL_REQUIRE(q >= 0.0 && q <= 1.0, SHOAL_ERR_INVALID_ARG,
                   "sample rate q=%g: must be in [0, 1]", q);
-    SHOAL_REQUIRE(sigma >= 0.0 && !isinf(sigma), SHOAL_ERR_INVALID_ARG,
-                  "noise multiplier sigma=%g: must be finite and >= 0", sigma);
+    SHOAL_REQUIRE(sigma >= 0.0 && sigma <= SHOAL_DP_MAX_SIGMA, SHOAL_ERR_INVALID_ARG,
+                  "noise multiplier sigma=%g: must be in [0, %g]", sigma, SHOAL_DP_MAX_SIGMA);
     SHOAL_REQUIRE(series == SHOAL_DP_SERIES_MAGNITUDE || series == SHOAL_DP_SERIES_SIGNED,
                   SHOAL_ERR_INVALID_ARG, "unknown RDP series convention %d", (int)series);
     SHOAL_REQUIRE(n == 0 || (orders && rdp), SHOAL_ERR_INVALID_ARG, "orders/rdp are NULL");
@@ -162,6 +162,9 @@ shoal_status shoal_dp_rdp_subsampled_gaussian(double q, double sigma, const doub
         }
         /* Rényi divergence is >= 0; at q ~ 1e-12 rounding leaves values like -1e-27 */
         if (rdp[k] < 0.0) rdp[k] = 0.0;
+        /* a NaN can only come from extreme inputs (q near DBL_TRUE_MIN): exclude the order,
+         * which is conservative (+inf never lowers ε) */
+        if (isnan(rdp[k])) rdp[k] = INFINITY;
     }
     return SHOAL_OK;
 }
@@ -290,8 +293,8 @@ shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t st
         while (e > target_eps) {
             lo = hi;
             hi *= 2.0;
-            SHOAL_REQUIRE(hi <= 1e6, SHOAL_ERR_LIMIT,
-                          "no noise multiplier <= 1e6 reaches epsilon=%g (q=%g, steps=%llu, "
+            SHOAL_REQUIRE(hi <= SHOAL_DP_MAX_SIGMA, SHOAL_ERR_LIMIT,
+                          "no noise multiplier <= 1e6 (SHOAL_DP_MAX_SIGMA) reaches epsilon=%g (q=%g, steps=%llu, "
                           "delta=%g)",
                           target_eps, q, (unsigned long long)steps, delta);
             SHOAL_CHECK(plan_epsilon(q, hi, steps, delta, rdp, &e, NULL));

@@ -40,12 +40,16 @@
  *   to reproduce Opacus' published numbers. Integer orders are identical in both. */
 typedef enum { SHOAL_DP_SERIES_MAGNITUDE = 0, SHOAL_DP_SERIES_SIGNED = 1 } shoal_dp_series;
 
+/* Largest noise multiplier accepted anywhere: beyond it ε is 0 to double precision for any
+ * practical plan, and σ² stays far from overflow in the series. */
+#define SHOAL_DP_MAX_SIGMA 1e6
+
 /* The default order grid, dp_accounting's DEFAULT_RDP_ORDERS: 1.1, 1.2, ..., 10.9, 11, ...,
  * 63, 128, 256, 512, 1024 (156 orders). *orders points at static storage. */
 size_t shoal_dp_default_orders(const double **orders);
 
 /* RDP of one step of the Poisson-subsampled Gaussian at each of n orders (> 1) into rdp[n].
- * q in [0, 1], sigma >= 0 (noise std over L2 sensitivity). q = 0 gives 0; sigma = 0 or an
+ * q in [0, 1], sigma in [0, SHOAL_DP_MAX_SIGMA] (noise std over L2 sensitivity). q = 0 gives 0; sigma = 0 or an
  * infinite order gives +inf; q = 1 gives α/(2σ²) (plain Gaussian, Mironov 2017 Prop. 7).
  * An order whose series does not converge gets +inf (it is then never the optimum).
  * INVALID_ARG on out-of-range q, sigma, an order <= 1 or NaN. */
