@@ -6,8 +6,9 @@
  *     Kamath, Steinke 2020 ("The Discrete Gaussian for Differential Privacy", NeurIPS,
  *     arXiv:2004.00010, Algorithms 1-3): Bernoulli(exp(-γ)) for rational γ, a discrete
  *     Laplace proposal and rejection, all in integer arithmetic (128-bit where needed).
- *   FAST: round(s·Z) with Z from Box-Muller over uniforms that keep 53 bits of relative
- *     precision down to 2^-1074 (so the tails reach 38 s instead of 8.6 s); integer output.
+ *   FAST: round(s·Z) with Z from the ziggurat method (Marsaglia & Tsang 2000, Doornik's
+ *     ZIGNOR layout) and Marsaglia's exact tail method over uniforms that keep 53 bits of
+ *     relative precision down to 2^-1074 (tails reach ~38 s); integer output.
  * The security argument of both, and their limits, are in docs/privacy.md.
  *
  * Why shaped so: Mironov 2012 ("On significance of the least significant bits for

@@ -8,7 +8,7 @@
 
 #include "privacy/rng.h"
 
-#define RNG_BLOCKS 4
+#define RNG_BLOCKS 8
 #define RNG_WORDS (16 * RNG_BLOCKS) /* 32-bit words per refill */
 
 struct shoal_dp_rng {
