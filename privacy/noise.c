@@ -267,3 +267,11 @@ shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, doubl
 double shoal_dp_effective_noise_multiplier(double sigma, uint64_t d) {
     return sigma / (1.0 + sigma * sqrt((double)d) * (1.0 / GRID_SIGMA));
 }
+
+double shoal_dp_noise_epsilon_slack(shoal_dp_noise_mode mode, uint64_t d, double sigma) {
+    if (mode == SHOAL_DP_NOISE_FAST) return 2.0 * (double)d * 0x1p-26;
+    if (!(sigma > 0.0)) return INFINITY;
+    double s2 = (double)GRID_SIGMA * (double)GRID_SIGMA;
+    double dz = 1.0 / sigma, z = sqrt((double)d) + 10.0;
+    return 2.0 * (2.0 * z * dz + dz * dz) / (24.0 * s2);
+}

@@ -70,4 +70,20 @@ shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, doubl
  * covering the grid rounding of the data (see above). */
 double shoal_dp_effective_noise_multiplier(double sigma, uint64_t d);
 
+/* Upper bound on the ε to add, per step, to what the accountant reports, for the distance
+ * between this sampler's K and the rounded continuous Gaussian round(s·Z) that the
+ * accountant analyses (rounding is post-processing of the continuous Gaussian on grid-valued
+ * data, so the MTZ19 subsampled-Gaussian RDP applies to it exactly). d is the dimension,
+ * sigma the noise multiplier (noise std / L2 sensitivity). Derivations in docs/privacy.md,
+ * "The sampler":
+ *   EXACT: the discrete/rounded pmf ratio is 1 - (z²-1)/(24 s²) + O(s^-4) (Euler-Maclaurin),
+ *          smooth in z, so between neighbours it moves the privacy loss by at most
+ *          (2·||z||·||Δ|| + ||Δ||²)/(24 s²) with ||Δ|| <= 1/sigma in sd units and
+ *          ||z|| <= sqrt(d) + 10 except with probability e^-50 (a δ term); doubled for the
+ *          higher-order terms. ~7e-12 per step for GPT-2 at sigma = 1.
+ *   FAST:  each cell's probability is off by a relative η <= 2^-26 (53-bit ziggurat abscissa,
+ *          ~2^28/3.7 representable values per cell), not smoothly: 2·d·η per step.
+ * Multiply by the number of steps for a run. */
+double shoal_dp_noise_epsilon_slack(shoal_dp_noise_mode mode, uint64_t d, double sigma);
+
 #endif

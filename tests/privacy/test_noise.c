@@ -303,6 +303,11 @@ static void test_add_noise(void) {
                                                                                16777216.0)) <
           1e-15);
     CHECK(shoal_dp_effective_noise_multiplier(1.0, 1) < 1.0);
+    /* GPT-2 size, σ = 1, 10^4 steps: EXACT slack negligible, FAST vacuous */
+    CHECK(1e4 * shoal_dp_noise_epsilon_slack(SHOAL_DP_NOISE_EXACT, 124000000, 1.0) < 1e-6);
+    CHECK(1e4 * shoal_dp_noise_epsilon_slack(SHOAL_DP_NOISE_FAST, 124000000, 1.0) > 1.0);
+    CHECK(shoal_dp_noise_epsilon_slack(SHOAL_DP_NOISE_FAST, 1000, 1.0) < 1e-4);
+    CHECK(isinf(shoal_dp_noise_epsilon_slack(SHOAL_DP_NOISE_EXACT, 10, 0.0)));
     free(x);
     shoal_dp_rng_free(r);
 }
