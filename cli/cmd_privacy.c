@@ -68,8 +68,8 @@ int shoal_cmd_privacy(int argc, char **argv) {
     int want_eps = strcmp(mode, "epsilon") == 0, want_noise = strcmp(mode, "noise") == 0;
     if (!want_eps && !want_noise)
         return bad("unknown subcommand '%s'%s (expected 'epsilon' or 'noise')", mode, "");
-    const char *s_noise = NULL, *s_q = NULL, *s_steps = NULL, *s_epochs = NULL,
-               *s_delta = NULL, *s_eps = NULL;
+    const char *s_noise = NULL, *s_q = NULL, *s_steps = NULL, *s_epochs = NULL, *s_delta = NULL,
+               *s_eps = NULL;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
@@ -77,13 +77,20 @@ int shoal_cmd_privacy(int argc, char **argv) {
             return 0;
         }
         const char **slot = NULL;
-        if (strcmp(o, "--noise") == 0 && want_eps) slot = &s_noise;
-        else if (strcmp(o, "--epsilon") == 0 && want_noise) slot = &s_eps;
-        else if (strcmp(o, "--sample-rate") == 0) slot = &s_q;
-        else if (strcmp(o, "--steps") == 0) slot = &s_steps;
-        else if (strcmp(o, "--epochs") == 0) slot = &s_epochs;
-        else if (strcmp(o, "--delta") == 0) slot = &s_delta;
-        else return bad("unknown option '%s' for 'privacy %s'", o, mode);
+        if (strcmp(o, "--noise") == 0 && want_eps)
+            slot = &s_noise;
+        else if (strcmp(o, "--epsilon") == 0 && want_noise)
+            slot = &s_eps;
+        else if (strcmp(o, "--sample-rate") == 0)
+            slot = &s_q;
+        else if (strcmp(o, "--steps") == 0)
+            slot = &s_steps;
+        else if (strcmp(o, "--epochs") == 0)
+            slot = &s_epochs;
+        else if (strcmp(o, "--delta") == 0)
+            slot = &s_delta;
+        else
+            return bad("unknown option '%s' for 'privacy %s'", o, mode);
         if (i + 1 >= argc) return bad("option %s needs a value%s", o, "");
         if (*slot) return bad("option %s given twice%s", o, "");
         *slot = argv[++i];
@@ -94,7 +101,8 @@ int shoal_cmd_privacy(int argc, char **argv) {
     if (want_noise && !s_eps) return bad("missing --epsilon EPS%s%s", "", "");
     if (!s_q) return bad("missing --sample-rate Q%s%s", "", "");
     if (!s_delta) return bad("missing --delta D%s%s", "", "");
-    if (!s_steps == !s_epochs) return bad("give exactly one of --steps T or --epochs E%s%s", "", "");
+    if (!s_steps == !s_epochs)
+        return bad("give exactly one of --steps T or --epochs E%s%s", "", "");
     if (!parse_num(s_q, &q) || q <= 0.0 || q > 1.0)
         return bad("--sample-rate '%s': expected a number in (0, 1]%s", s_q, "");
     if (!parse_num(s_delta, &delta) || delta <= 0.0 || delta >= 1.0)
@@ -107,8 +115,8 @@ int shoal_cmd_privacy(int argc, char **argv) {
         return bad("--steps '%s': expected a whole number in [1, 2^53]%s", s_steps, "");
     if (s_epochs) {
         if (!parse_num(s_epochs, &epochs) || epochs <= 0.0 || ceil(epochs / q) > 0x1p53)
-            return bad("--epochs '%s': expected a positive number (at most 2^53 steps)%s",
-                       s_epochs, "");
+            return bad("--epochs '%s': expected a positive number (at most 2^53 steps)%s", s_epochs,
+                       "");
         steps = (uint64_t)ceil(epochs / q);
     }
     if (want_eps) {

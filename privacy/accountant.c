@@ -21,7 +21,7 @@ struct shoal_dp_accountant {
     size_t n_orders;
     double *orders; /* (n_orders) */
     size_t n_phases, cap;
-    phase *phases;  /* (n_phases) */
+    phase *phases; /* (n_phases) */
     uint64_t total_steps;
 };
 
@@ -62,7 +62,8 @@ shoal_status shoal_dp_accountant_init(shoal_dp_accountant **out, const double *o
 
 void shoal_dp_accountant_free(shoal_dp_accountant *a) {
     if (!a) return;
-    for (size_t i = 0; i < a->n_phases; i++) free(a->phases[i].rdp1);
+    for (size_t i = 0; i < a->n_phases; i++)
+        free(a->phases[i].rdp1);
     free(a->phases);
     free(a->orders);
     free(a);
@@ -117,14 +118,15 @@ shoal_status shoal_dp_accountant_step(shoal_dp_accountant *a, double q, double s
 
 /* Summed RDP into rdp[n_orders]; +inf stays +inf (0 * inf is never formed: steps >= 1). */
 static void total_rdp(const shoal_dp_accountant *a, double *rdp) {
-    for (size_t k = 0; k < a->n_orders; k++) rdp[k] = 0.0;
+    for (size_t k = 0; k < a->n_orders; k++)
+        rdp[k] = 0.0;
     for (size_t i = 0; i < a->n_phases; i++)
         for (size_t k = 0; k < a->n_orders; k++)
             rdp[k] += (double)a->phases[i].p.steps * a->phases[i].rdp1[k];
 }
 
-shoal_status shoal_dp_accountant_epsilon(const shoal_dp_accountant *a, double delta,
-                                         double *eps, double *opt_order) {
+shoal_status shoal_dp_accountant_epsilon(const shoal_dp_accountant *a, double delta, double *eps,
+                                         double *opt_order) {
     SHOAL_REQUIRE(a && eps, SHOAL_ERR_INVALID_ARG, "accountant or eps is NULL");
     double rdp[SHOAL_MAX_DP_ORDERS];
     total_rdp(a, rdp);
@@ -139,16 +141,16 @@ shoal_status shoal_dp_accountant_delta(const shoal_dp_accountant *a, double eps,
     return shoal_dp_rdp_to_delta(a->orders, rdp, a->n_orders, eps, delta, opt_order);
 }
 
-shoal_status shoal_dp_accountant_epsilon_if(const shoal_dp_accountant *a, double q,
-                                            double sigma, uint64_t steps, double delta,
-                                            double *eps) {
+shoal_status shoal_dp_accountant_epsilon_if(const shoal_dp_accountant *a, double q, double sigma,
+                                            uint64_t steps, double delta, double *eps) {
     SHOAL_REQUIRE(a && eps, SHOAL_ERR_INVALID_ARG, "accountant or eps is NULL");
     SHOAL_CHECK(check_step(q, sigma, steps));
     double rdp[SHOAL_MAX_DP_ORDERS], extra[SHOAL_MAX_DP_ORDERS];
     total_rdp(a, rdp);
     SHOAL_CHECK(
         shoal_dp_rdp_subsampled_gaussian(q, sigma, a->orders, a->n_orders, a->series, extra));
-    for (size_t k = 0; k < a->n_orders; k++) rdp[k] += (double)steps * extra[k];
+    for (size_t k = 0; k < a->n_orders; k++)
+        rdp[k] += (double)steps * extra[k];
     return shoal_dp_rdp_to_epsilon(a->orders, rdp, a->n_orders, delta, eps, NULL);
 }
 
@@ -177,8 +179,7 @@ static int add(json_t *obj, const char *key, json_t *v) {
 shoal_status shoal_dp_accountant_to_json(const shoal_dp_accountant *a, json_t **out) {
     SHOAL_REQUIRE(a && out, SHOAL_ERR_INVALID_ARG, "accountant or out is NULL");
     *out = NULL;
-    json_t *j = json_object(), *orders = json_array(), *phases = json_array(),
-           *rdp = json_array();
+    json_t *j = json_object(), *orders = json_array(), *phases = json_array(), *rdp = json_array();
     double sum[SHOAL_MAX_DP_ORDERS];
     int bad = !j || !orders || !phases || !rdp;
     total_rdp(a, sum);
@@ -200,8 +201,7 @@ shoal_status shoal_dp_accountant_to_json(const shoal_dp_accountant *a, json_t **
         bad |= add(j, "version", json_integer(SHOAL_DP_ACCOUNTANT_VERSION)) != 0;
         bad |= add(j, "mechanism", json_string("poisson_subsampled_gaussian")) != 0;
         bad |= add(j, "series",
-                   json_string(a->series == SHOAL_DP_SERIES_SIGNED ? "signed" : "magnitude")) !=
-               0;
+                   json_string(a->series == SHOAL_DP_SERIES_SIGNED ? "signed" : "magnitude")) != 0;
         bad |= add(j, "total_steps", json_integer((json_int_t)a->total_steps)) != 0;
         bad |= json_object_set(j, "orders", orders) != 0;
         bad |= json_object_set(j, "phases", phases) != 0;
@@ -248,8 +248,7 @@ static shoal_status from_json(const json_t *j, const char *what, shoal_dp_accoun
         SHOAL_LOG_ERROR("%s: series \"%s\" is not \"magnitude\" or \"signed\"", what, series);
         return SHOAL_ERR_FORMAT;
     }
-    SHOAL_CHECK(shoal_json_get_int(j, "total_steps", 1, 0, (int64_t)MAX_TOTAL_STEPS, what,
-                                   &total));
+    SHOAL_CHECK(shoal_json_get_int(j, "total_steps", 1, 0, (int64_t)MAX_TOTAL_STEPS, what, &total));
 
     const json_t *jo = json_object_get(j, "orders"), *jp = json_object_get(j, "phases"),
                  *jr = json_object_get(j, "rdp");
@@ -260,14 +259,14 @@ static shoal_status from_json(const json_t *j, const char *what, shoal_dp_accoun
     size_t n = json_array_size(jo);
     for (size_t k = 0; k < n; k++) {
         const json_t *v = json_array_get(jo, k);
-        SHOAL_REQUIRE(json_is_number(v), SHOAL_ERR_FORMAT, "%s: orders[%zu] is not a number",
-                      what, k);
+        SHOAL_REQUIRE(json_is_number(v), SHOAL_ERR_FORMAT, "%s: orders[%zu] is not a number", what,
+                      k);
         orders[k] = json_number_value(v);
     }
     SHOAL_REQUIRE(json_is_array(jr) && json_array_size(jr) == n, SHOAL_ERR_FORMAT,
                   "%s: \"rdp\" must be an array as long as \"orders\" (%zu)", what, n);
-    SHOAL_REQUIRE(json_is_array(jp) && json_array_size(jp) <= SHOAL_MAX_DP_PHASES,
-                  SHOAL_ERR_FORMAT, "%s: \"phases\" must be an array of at most %d phases", what,
+    SHOAL_REQUIRE(json_is_array(jp) && json_array_size(jp) <= SHOAL_MAX_DP_PHASES, SHOAL_ERR_FORMAT,
+                  "%s: \"phases\" must be an array of at most %d phases", what,
                   SHOAL_MAX_DP_PHASES);
     st = shoal_dp_accountant_init(&a, orders, n, ser);
     if (st != SHOAL_OK) {

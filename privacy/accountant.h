@@ -53,22 +53,20 @@ shoal_status shoal_dp_accountant_step(shoal_dp_accountant *a, double q, double s
                                       uint64_t steps);
 
 /* ε at δ (and the optimal order, may be NULL) for everything composed so far. */
-shoal_status shoal_dp_accountant_epsilon(const shoal_dp_accountant *a, double delta,
-                                         double *eps, double *opt_order);
+shoal_status shoal_dp_accountant_epsilon(const shoal_dp_accountant *a, double delta, double *eps,
+                                         double *opt_order);
 /* δ at ε (and the optimal order, may be NULL). */
 shoal_status shoal_dp_accountant_delta(const shoal_dp_accountant *a, double eps, double *delta,
                                        double *opt_order);
 /* ε at δ if `steps` more steps at (q, sigma) were taken, without changing the accountant:
  * what a trainer checks before starting ("does the plan fit the budget?"). */
-shoal_status shoal_dp_accountant_epsilon_if(const shoal_dp_accountant *a, double q,
-                                            double sigma, uint64_t steps, double delta,
-                                            double *eps);
+shoal_status shoal_dp_accountant_epsilon_if(const shoal_dp_accountant *a, double q, double sigma,
+                                            uint64_t steps, double delta, double *eps);
 
 uint64_t shoal_dp_accountant_total_steps(const shoal_dp_accountant *a);
 size_t shoal_dp_accountant_phase_count(const shoal_dp_accountant *a);
 /* The i-th phase (i < phase_count) into *out; INVALID_ARG when out of range. */
-shoal_status shoal_dp_accountant_phase(const shoal_dp_accountant *a, size_t i,
-                                       shoal_dp_phase *out);
+shoal_status shoal_dp_accountant_phase(const shoal_dp_accountant *a, size_t i, shoal_dp_phase *out);
 
 /* The state as a new JSON object (caller json_decref's it):
  *   {"format": "shoal-dp-accountant", "version": 1, "mechanism":

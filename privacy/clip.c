@@ -20,7 +20,8 @@ static double sumsq(const float *x, size_t n) {
             a2 += v2 * v2;
             a3 += v3 * v3;
         }
-        for (; i < n; i++) a0 += (double)x[i] * x[i];
+        for (; i < n; i++)
+            a0 += (double)x[i] * x[i];
         return (a0 + a1) + (a2 + a3);
     }
     size_t half = (n / 2 + BLOCK - 1) / BLOCK * BLOCK; /* split on a block boundary */
@@ -58,7 +59,8 @@ shoal_status shoal_dp_clip_l2(float *x, size_t n, double max_norm, double *norm_
     SHOAL_CHECK(shoal_dp_l2_norm(x, n, &nrm));
     double f = factor_for(nrm, max_norm);
     if (f < 1.0)
-        for (size_t i = 0; i < n; i++) x[i] = (float)((double)x[i] * f);
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)((double)x[i] * f);
     if (norm_before) *norm_before = nrm;
     if (clipped) *clipped = f < 1.0;
     return SHOAL_OK;
@@ -85,8 +87,8 @@ shoal_status shoal_dp_clip_factors(const double *norms, size_t batch, double max
     return SHOAL_OK;
 }
 
-shoal_status shoal_dp_clip_rows(float *g, size_t batch, size_t dim, double max_norm,
-                                double *norms, size_t *n_clipped) {
+shoal_status shoal_dp_clip_rows(float *g, size_t batch, size_t dim, double max_norm, double *norms,
+                                size_t *n_clipped) {
     SHOAL_CHECK(check_c(max_norm));
     SHOAL_REQUIRE(g != NULL || batch == 0 || dim == 0, SHOAL_ERR_INVALID_ARG, "g is NULL");
     SHOAL_REQUIRE(dim == 0 || batch <= SIZE_MAX / dim, SHOAL_ERR_INVALID_ARG,
@@ -106,8 +108,7 @@ shoal_status shoal_dp_clip_rows(float *g, size_t batch, size_t dim, double max_n
 shoal_status shoal_dp_clip_sum(const float *g, size_t batch, size_t dim, double max_norm,
                                float *sum, size_t *n_clipped) {
     SHOAL_CHECK(check_c(max_norm));
-    SHOAL_REQUIRE((g && sum) || batch == 0 || dim == 0, SHOAL_ERR_INVALID_ARG,
-                  "g or sum is NULL");
+    SHOAL_REQUIRE((g && sum) || batch == 0 || dim == 0, SHOAL_ERR_INVALID_ARG, "g or sum is NULL");
     SHOAL_REQUIRE(dim == 0 || batch <= SIZE_MAX / dim, SHOAL_ERR_INVALID_ARG,
                   "batch %zu x dim %zu overflows", batch, dim);
     size_t c = 0;
@@ -116,7 +117,8 @@ shoal_status shoal_dp_clip_sum(const float *g, size_t batch, size_t dim, double 
         SHOAL_CHECK(shoal_dp_l2_norm(g + b * dim, dim, &nrm));
         double f = factor_for(nrm, max_norm);
         c += f < 1.0;
-        for (size_t i = 0; i < dim; i++) sum[i] += (float)((double)g[b * dim + i] * f);
+        for (size_t i = 0; i < dim; i++)
+            sum[i] += (float)((double)g[b * dim + i] * f);
     }
     if (n_clipped) *n_clipped = c;
     return SHOAL_OK;

@@ -42,8 +42,8 @@ shoal_status shoal_dp_clip_factors(const double *norms, size_t batch, double max
 
 /* Clip each row of g (batch, dim) in place; norms[batch] (may be NULL) gets the norms before
  * clipping, *n_clipped (may be NULL) the number of rows scaled down. */
-shoal_status shoal_dp_clip_rows(float *g, size_t batch, size_t dim, double max_norm,
-                                double *norms, size_t *n_clipped);
+shoal_status shoal_dp_clip_rows(float *g, size_t batch, size_t dim, double max_norm, double *norms,
+                                size_t *n_clipped);
 
 /* sum[dim] += Σ_b clip(g[b, :]) without modifying g (batch, dim): brute-force per-example
  * clipping, the reference the ghost-norm path is tested against. */

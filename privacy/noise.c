@@ -101,7 +101,8 @@ static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
         uint64_t u = uniform_below64(r, t);
         if (!bernoulli_exp_le1(r, u, t)) continue;
         uint64_t v = 0;
-        while (bernoulli_exp_le1(r, 1, 1)) v++;
+        while (bernoulli_exp_le1(r, 1, 1))
+            v++;
         uint64_t x = u + t * v;
         int neg = rng_bit(r);
         if (neg && x == 0) continue;
@@ -110,7 +111,8 @@ static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
 }
 
 /* Discrete Gaussian N_Z(0, s²), s integer: CKS20 Algorithm 3 with t = floor(s) + 1 = s + 1.
- * Accept Y with probability exp(-(|Y| - s²/t)² / (2 s²)) = exp(-(|Y| t - s²)² / (2 s² t²)). */
+ * Accept Y with probability exp(-(|Y| - s²/t)² / (2 s²)), computed as the integer ratio
+ * exp(-(|Y| t - s²)² / (2 s² t²)). */
 static int64_t discrete_gaussian(shoal_dp_rng *r, uint64_t s) {
     uint64_t t = s + 1, s2 = s * s;
     u128 den = (u128)2 * s2 * ((u128)t * t);
@@ -165,7 +167,8 @@ static void zig_init(void) {
         zig_x[i] = sqrt(-2.0 * log(ZV / zig_x[i - 1] + f));
         f = exp(-0.5 * zig_x[i] * zig_x[i]);
     }
-    for (int i = 0; i < ZN; i++) zig_r[i] = zig_x[i + 1] / zig_x[i];
+    for (int i = 0; i < ZN; i++)
+        zig_r[i] = zig_x[i + 1] / zig_x[i];
 }
 
 static double zig_normal(shoal_dp_rng *r) {
@@ -191,7 +194,8 @@ static double zig_normal(shoal_dp_rng *r) {
 
 static void rounded_gaussian(shoal_dp_rng *r, double s, int64_t *out, size_t n) {
     pthread_once(&zig_once, zig_init);
-    for (size_t i = 0; i < n; i++) out[i] = llround(s * zig_normal(r));
+    for (size_t i = 0; i < n; i++)
+        out[i] = llround(s * zig_normal(r));
 }
 
 shoal_status shoal_dp_gaussian_int(shoal_dp_rng *r, shoal_dp_noise_mode mode, uint32_t sigma_int,
@@ -201,7 +205,8 @@ shoal_status shoal_dp_gaussian_int(shoal_dp_rng *r, shoal_dp_noise_mode mode, ui
     SHOAL_REQUIRE(sigma_int >= 1 && sigma_int <= SHOAL_DP_MAX_SIGMA_INT, SHOAL_ERR_INVALID_ARG,
                   "integer noise std %u: must be in [1, %u]", sigma_int, SHOAL_DP_MAX_SIGMA_INT);
     if (mode == SHOAL_DP_NOISE_EXACT) {
-        for (size_t i = 0; i < n; i++) out[i] = discrete_gaussian(r, sigma_int);
+        for (size_t i = 0; i < n; i++)
+            out[i] = discrete_gaussian(r, sigma_int);
     } else if (mode == SHOAL_DP_NOISE_FAST) {
         rounded_gaussian(r, (double)sigma_int, out, n);
     } else {
@@ -229,16 +234,16 @@ shoal_status shoal_dp_gaussian(shoal_dp_rng *r, shoal_dp_noise_mode mode, double
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK;
         SHOAL_CHECK(shoal_dp_gaussian_int(r, mode, GRID_SIGMA, k, m));
-        for (size_t j = 0; j < m; j++) out[i + j] = g * (double)k[j];
+        for (size_t j = 0; j < m; j++)
+            out[i + j] = g * (double)k[j];
     }
     return SHOAL_OK;
 }
 
-shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev,
-                                float *x, size_t n) {
+shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
+                                size_t n) {
     SHOAL_CHECK(check_stddev(stddev));
-    SHOAL_REQUIRE(r != NULL && (x != NULL || n == 0), SHOAL_ERR_INVALID_ARG,
-                  "rng or x is NULL");
+    SHOAL_REQUIRE(r != NULL && (x != NULL || n == 0), SHOAL_ERR_INVALID_ARG, "rng or x is NULL");
     SHOAL_REQUIRE(mode == SHOAL_DP_NOISE_EXACT || mode == SHOAL_DP_NOISE_FAST,
                   SHOAL_ERR_INVALID_ARG, "unknown noise mode %d", (int)mode);
     double g = stddev / GRID_SIGMA, inv = GRID_SIGMA / stddev;

@@ -62,8 +62,8 @@ shoal_status shoal_dp_gaussian(shoal_dp_rng *r, shoal_dp_noise_mode mode, double
  * noise step of DP-SGD (stddev = σ·C) and of federated aggregation. INVALID_ARG on a
  * non-finite x[i] or bad stddev, LIMIT when |x[i]|/γ >= 2^62; x is unchanged on error
  * (checked before any noise is drawn). Blocks only for CPU time (~n / 20M s in FAST mode). */
-shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev,
-                                float *x, size_t n);
+shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
+                                size_t n);
 
 /* The noise multiplier the accountant must use when a d-dimensional sum with clip norm C gets
  * noise of std sigma·C through shoal_dp_add_noise: sigma / (1 + sigma·sqrt(d)·2^-24),

@@ -15,17 +15,16 @@
 #include <math.h>
 
 static const double default_orders[] = {
-    1.1,  1.2,  1.3,  1.4,  1.5,  1.6,  1.7,  1.8,  1.9,  2.0,  2.1,  2.2,  2.3,  2.4,  2.5,
-    2.6,  2.7,  2.8,  2.9,  3.0,  3.1,  3.2,  3.3,  3.4,  3.5,  3.6,  3.7,  3.8,  3.9,  4.0,
-    4.1,  4.2,  4.3,  4.4,  4.5,  4.6,  4.7,  4.8,  4.9,  5.0,  5.1,  5.2,  5.3,  5.4,  5.5,
-    5.6,  5.7,  5.8,  5.9,  6.0,  6.1,  6.2,  6.3,  6.4,  6.5,  6.6,  6.7,  6.8,  6.9,  7.0,
-    7.1,  7.2,  7.3,  7.4,  7.5,  7.6,  7.7,  7.8,  7.9,  8.0,  8.1,  8.2,  8.3,  8.4,  8.5,
-    8.6,  8.7,  8.8,  8.9,  9.0,  9.1,  9.2,  9.3,  9.4,  9.5,  9.6,  9.7,  9.8,  9.9,  10.0,
-    10.1, 10.2, 10.3, 10.4, 10.5, 10.6, 10.7, 10.8, 10.9, 11,   12,   13,   14,   15,   16,
-    17,   18,   19,   20,   21,   22,   23,   24,   25,   26,   27,   28,   29,   30,   31,
-    32,   33,   34,   35,   36,   37,   38,   39,   40,   41,   42,   43,   44,   45,   46,
-    47,   48,   49,   50,   51,   52,   53,   54,   55,   56,   57,   58,   59,   60,   61,
-    62,   63,   128,  256,  512,  1024};
+    1.1,  1.2,  1.3,  1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0,  2.1,  2.2,  2.3,  2.4,  2.5,  2.6,
+    2.7,  2.8,  2.9,  3.0, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6,  3.7,  3.8,  3.9,  4.0,  4.1,  4.2,
+    4.3,  4.4,  4.5,  4.6, 4.7, 4.8, 4.9, 5.0, 5.1, 5.2,  5.3,  5.4,  5.5,  5.6,  5.7,  5.8,
+    5.9,  6.0,  6.1,  6.2, 6.3, 6.4, 6.5, 6.6, 6.7, 6.8,  6.9,  7.0,  7.1,  7.2,  7.3,  7.4,
+    7.5,  7.6,  7.7,  7.8, 7.9, 8.0, 8.1, 8.2, 8.3, 8.4,  8.5,  8.6,  8.7,  8.8,  8.9,  9.0,
+    9.1,  9.2,  9.3,  9.4, 9.5, 9.6, 9.7, 9.8, 9.9, 10.0, 10.1, 10.2, 10.3, 10.4, 10.5, 10.6,
+    10.7, 10.8, 10.9, 11,  12,  13,  14,  15,  16,  17,   18,   19,   20,   21,   22,   23,
+    24,   25,   26,   27,  28,  29,  30,  31,  32,  33,   34,   35,   36,   37,   38,   39,
+    40,   41,   42,   43,  44,  45,  46,  47,  48,  49,   50,   51,   52,   53,   54,   55,
+    56,   57,   58,   59,  60,  61,  62,  63,  128, 256,  512,  1024};
 
 size_t shoal_dp_default_orders(const double **orders) {
     *orders = default_orders;
@@ -94,8 +93,8 @@ static double log_a_frac_magnitude(double q, double sigma, double alpha) {
     }
     /* dp_accounting logs and excludes the order too; routine for orders near 1 */
     SHOAL_LOG_DEBUG("RDP series did not converge after %d terms (q=%g sigma=%g order=%g); "
-                   "order excluded",
-                   MAX_FRAC_TERMS, q, sigma, alpha);
+                    "order excluded",
+                    MAX_FRAC_TERMS, q, sigma, alpha);
     return INFINITY;
 }
 
@@ -171,13 +170,13 @@ shoal_status shoal_dp_rdp_subsampled_gaussian(double q, double sigma, const doub
 
 shoal_status shoal_dp_rdp_to_epsilon(const double *orders, const double *rdp, size_t n,
                                      double delta, double *eps, double *opt_order) {
-    SHOAL_REQUIRE(n > 0 && orders && rdp && eps, SHOAL_ERR_INVALID_ARG,
-                  "no RDP orders to convert");
-    SHOAL_REQUIRE(delta >= 0.0 && delta < 1.0, SHOAL_ERR_INVALID_ARG,
-                  "delta=%g: must be in [0, 1)", delta);
+    SHOAL_REQUIRE(n > 0 && orders && rdp && eps, SHOAL_ERR_INVALID_ARG, "no RDP orders to convert");
+    SHOAL_REQUIRE(delta >= 0.0 && delta < 1.0, SHOAL_ERR_INVALID_ARG, "delta=%g: must be in [0, 1)",
+                  delta);
     if (delta == 0.0) {
         int all_zero = 1;
-        for (size_t k = 0; k < n; k++) all_zero &= rdp[k] == 0.0;
+        for (size_t k = 0; k < n; k++)
+            all_zero &= rdp[k] == 0.0;
         *eps = all_zero ? 0.0 : INFINITY;
         if (opt_order) *opt_order = 0.0;
         return SHOAL_OK;
@@ -205,12 +204,12 @@ shoal_status shoal_dp_rdp_to_epsilon(const double *orders, const double *rdp, si
     return SHOAL_OK;
 }
 
-shoal_status shoal_dp_rdp_to_delta(const double *orders, const double *rdp, size_t n,
-                                   double eps, double *delta, double *opt_order) {
+shoal_status shoal_dp_rdp_to_delta(const double *orders, const double *rdp, size_t n, double eps,
+                                   double *delta, double *opt_order) {
     SHOAL_REQUIRE(n > 0 && orders && rdp && delta, SHOAL_ERR_INVALID_ARG,
                   "no RDP orders to convert");
-    SHOAL_REQUIRE(eps >= 0.0 && !isnan(eps), SHOAL_ERR_INVALID_ARG,
-                  "epsilon=%g: must be >= 0", eps);
+    SHOAL_REQUIRE(eps >= 0.0 && !isnan(eps), SHOAL_ERR_INVALID_ARG, "epsilon=%g: must be >= 0",
+                  eps);
     double best = INFINITY, best_order = orders[0];
     for (size_t k = 0; k < n; k++) {
         double a = orders[k], r = rdp[k], ld;
@@ -238,21 +237,22 @@ shoal_status shoal_dp_rdp_to_delta(const double *orders, const double *rdp, size
 static shoal_status check_plan(double q, uint64_t steps, double delta) {
     SHOAL_REQUIRE(q >= 0.0 && q <= 1.0, SHOAL_ERR_INVALID_ARG,
                   "sample rate q=%g: must be in [0, 1]", q);
-    SHOAL_REQUIRE(delta > 0.0 && delta < 1.0, SHOAL_ERR_INVALID_ARG,
-                  "delta=%g: must be in (0, 1)", delta);
+    SHOAL_REQUIRE(delta > 0.0 && delta < 1.0, SHOAL_ERR_INVALID_ARG, "delta=%g: must be in (0, 1)",
+                  delta);
     SHOAL_REQUIRE(steps > 0 && steps <= (1ull << 53), SHOAL_ERR_INVALID_ARG,
                   "steps=%llu: must be in [1, 2^53]", (unsigned long long)steps);
     return SHOAL_OK;
 }
 
 /* ε for a plan; orders from the default grid. rdp is scratch of the grid's size. */
-static shoal_status plan_epsilon(double q, double sigma, uint64_t steps, double delta,
-                                 double *rdp, double *eps, double *order) {
+static shoal_status plan_epsilon(double q, double sigma, uint64_t steps, double delta, double *rdp,
+                                 double *eps, double *order) {
     const double *orders;
     size_t n = shoal_dp_default_orders(&orders);
     SHOAL_CHECK(
         shoal_dp_rdp_subsampled_gaussian(q, sigma, orders, n, SHOAL_DP_SERIES_MAGNITUDE, rdp));
-    for (size_t k = 0; k < n; k++) rdp[k] *= (double)steps;
+    for (size_t k = 0; k < n; k++)
+        rdp[k] *= (double)steps;
     return shoal_dp_rdp_to_epsilon(orders, rdp, n, delta, eps, order);
 }
 
@@ -266,8 +266,8 @@ shoal_status shoal_dp_epsilon(double q, double sigma, uint64_t steps, double del
     return plan_epsilon(q, sigma, steps, delta, rdp, eps, opt_order);
 }
 
-shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t steps,
-                                        double delta, double *sigma) {
+shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t steps, double delta,
+                                        double *sigma) {
     SHOAL_CHECK(check_plan(q, steps, delta));
     SHOAL_REQUIRE(target_eps > 0.0 && isfinite(target_eps), SHOAL_ERR_INVALID_ARG,
                   "target epsilon=%g: must be finite and > 0", target_eps);
@@ -294,7 +294,8 @@ shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t st
             lo = hi;
             hi *= 2.0;
             SHOAL_REQUIRE(hi <= SHOAL_DP_MAX_SIGMA, SHOAL_ERR_LIMIT,
-                          "no noise multiplier <= 1e6 (SHOAL_DP_MAX_SIGMA) reaches epsilon=%g (q=%g, steps=%llu, "
+                          "no noise multiplier <= 1e6 (SHOAL_DP_MAX_SIGMA) reaches epsilon=%g "
+                          "(q=%g, steps=%llu, "
                           "delta=%g)",
                           target_eps, q, (unsigned long long)steps, delta);
             SHOAL_CHECK(plan_epsilon(q, hi, steps, delta, rdp, &e, NULL));

@@ -49,9 +49,9 @@ typedef enum { SHOAL_DP_SERIES_MAGNITUDE = 0, SHOAL_DP_SERIES_SIGNED = 1 } shoal
 size_t shoal_dp_default_orders(const double **orders);
 
 /* RDP of one step of the Poisson-subsampled Gaussian at each of n orders (> 1) into rdp[n].
- * q in [0, 1], sigma in [0, SHOAL_DP_MAX_SIGMA] (noise std over L2 sensitivity). q = 0 gives 0; sigma = 0 or an
- * infinite order gives +inf; q = 1 gives α/(2σ²) (plain Gaussian, Mironov 2017 Prop. 7).
- * An order whose series does not converge gets +inf (it is then never the optimum).
+ * q in [0, 1], sigma in [0, SHOAL_DP_MAX_SIGMA] (noise std over L2 sensitivity). q = 0 gives 0;
+ * sigma = 0 or an infinite order gives +inf; q = 1 gives α/(2σ²) (plain Gaussian, Mironov 2017
+ * Prop. 7). An order whose series does not converge gets +inf (it is then never the optimum).
  * INVALID_ARG on out-of-range q, sigma, an order <= 1 or NaN. */
 shoal_status shoal_dp_rdp_subsampled_gaussian(double q, double sigma, const double *orders,
                                               size_t n, shoal_dp_series series, double *rdp);
@@ -65,8 +65,8 @@ shoal_status shoal_dp_rdp_to_epsilon(const double *orders, const double *rdp, si
 
 /* Smallest δ over the orders for the given ε >= 0 (CKS 2020 Prop. 12, and the KL bound
  * δ <= sqrt(1 - e^-r)); mirrors dp_accounting's compute_delta. δ is capped at 1. */
-shoal_status shoal_dp_rdp_to_delta(const double *orders, const double *rdp, size_t n,
-                                   double eps, double *delta, double *opt_order);
+shoal_status shoal_dp_rdp_to_delta(const double *orders, const double *rdp, size_t n, double eps,
+                                   double *delta, double *opt_order);
 
 /* ε after `steps` steps at (q, sigma) with the default orders and MAGNITUDE series. */
 shoal_status shoal_dp_epsilon(double q, double sigma, uint64_t steps, double delta, double *eps,
@@ -76,7 +76,7 @@ shoal_status shoal_dp_epsilon(double q, double sigma, uint64_t steps, double del
  * rate q is <= target_eps at δ; the returned σ always meets the target (bisection keeps the
  * feasible end). Default orders, MAGNITUDE series. INVALID_ARG on bad input; LIMIT when no
  * σ <= 1e6 reaches the target (e.g. a target ε of 1e-9). */
-shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t steps,
-                                        double delta, double *sigma);
+shoal_status shoal_dp_noise_for_epsilon(double target_eps, double q, uint64_t steps, double delta,
+                                        double *sigma);
 
 #endif

@@ -12,7 +12,7 @@
 
 #define ROTL(a, b) (((a) << (b)) | ((a) >> (32 - (b))))
 #define QR(a, b, c, d)                                                                             \
-    (a += b, d ^= a, d = ROTL(d, 16), c += d, b ^= c, b = ROTL(b, 12), a += b, d ^= a,           \
+    (a += b, d ^= a, d = ROTL(d, 16), c += d, b ^= c, b = ROTL(b, 12), a += b, d ^= a,             \
      d = ROTL(d, 8), c += d, b ^= c, b = ROTL(b, 7))
 
 void shoal_dp_chacha20_block(const uint32_t in[16], uint32_t out[16]) {
@@ -28,7 +28,8 @@ void shoal_dp_chacha20_block(const uint32_t in[16], uint32_t out[16]) {
         QR(x[2], x[7], x[8], x[13]);
         QR(x[3], x[4], x[9], x[14]);
     }
-    for (int i = 0; i < 16; i++) out[i] = x[i] + in[i];
+    for (int i = 0; i < 16; i++)
+        out[i] = x[i] + in[i];
 }
 
 static void set_key(shoal_dp_rng *r, const uint8_t key[32]) {
@@ -61,19 +62,22 @@ static shoal_status os_key(uint8_t key[32]) {
 typedef uint32_t lanes __attribute__((vector_size(4 * RNG_BLOCKS)));
 #define VROTL(v, n) (((v) << (n)) | ((v) >> (32 - (n))))
 #define VQR(a, b, c, d)                                                                            \
-    (a += b, d ^= a, d = VROTL(d, 16), c += d, b ^= c, b = VROTL(b, 12), a += b, d ^= a,         \
+    (a += b, d ^= a, d = VROTL(d, 16), c += d, b ^= c, b = VROTL(b, 12), a += b, d ^= a,           \
      d = VROTL(d, 8), c += d, b ^= c, b = VROTL(b, 7))
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 /* AVX2 when the CPU has it (8 lanes in one register), SSE2 otherwise; chosen once at load
  * time by the ifunc resolver the attribute generates. */
-__attribute__((target_clones("avx2", "default")))
+#define CHACHA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CHACHA_CLONES
 #endif
-static void chacha20_blocks(uint32_t state[16], uint32_t *out) {
+CHACHA_CLONES static void chacha20_blocks(uint32_t state[16], uint32_t *out) {
     lanes x[16], in[16];
     uint64_t ctr = (uint64_t)state[12] | (uint64_t)state[13] << 32;
     for (int w = 0; w < 16; w++)
-        for (int l = 0; l < RNG_BLOCKS; l++) in[w][l] = state[w];
+        for (int l = 0; l < RNG_BLOCKS; l++)
+            in[w][l] = state[w];
     for (int l = 0; l < RNG_BLOCKS; l++) {
         in[12][l] = (uint32_t)(ctr + (uint64_t)l);
         in[13][l] = (uint32_t)((ctr + (uint64_t)l) >> 32);
@@ -89,9 +93,11 @@ static void chacha20_blocks(uint32_t state[16], uint32_t *out) {
         VQR(x[2], x[7], x[8], x[13]);
         VQR(x[3], x[4], x[9], x[14]);
     }
-    for (int w = 0; w < 16; w++) x[w] += in[w];
+    for (int w = 0; w < 16; w++)
+        x[w] += in[w];
     for (int l = 0; l < RNG_BLOCKS; l++)
-        for (int w = 0; w < 16; w++) out[16 * l + w] = x[w][l];
+        for (int w = 0; w < 16; w++)
+            out[16 * l + w] = x[w][l];
     ctr += RNG_BLOCKS; /* 2^64 blocks: never wraps in practice */
     state[12] = (uint32_t)ctr;
     state[13] = (uint32_t)(ctr >> 32);
@@ -99,8 +105,12 @@ static void chacha20_blocks(uint32_t state[16], uint32_t *out) {
 
 _Atomic unsigned shoal_dp_fork_gen_;
 
-static void on_fork_child(void) { atomic_fetch_add(&shoal_dp_fork_gen_, 1u); }
-static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+static void on_fork_child(void) {
+    atomic_fetch_add(&shoal_dp_fork_gen_, 1u);
+}
+static void register_atfork(void) {
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 void shoal_dp_rng_refill_(shoal_dp_rng *r) {
@@ -148,7 +158,8 @@ shoal_status shoal_dp_rng_init_deterministic(shoal_dp_rng **out, uint64_t seed) 
     shoal_dp_rng *r = calloc(1, sizeof *r);
     if (!r) return SHOAL_ERR_NOMEM;
     uint8_t key[32] = {0};
-    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(seed >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)(seed >> (8 * i));
     key[31] = 0x5a; /* domain separation from an all-zero key */
     set_key(r, key);
     r->pid = getpid();
@@ -165,9 +176,13 @@ void shoal_dp_rng_free(shoal_dp_rng *r) {
     free(r);
 }
 
-int shoal_dp_rng_is_deterministic(const shoal_dp_rng *r) { return r ? r->deterministic : 0; }
+int shoal_dp_rng_is_deterministic(const shoal_dp_rng *r) {
+    return r ? r->deterministic : 0;
+}
 
-uint64_t shoal_dp_rng_u64(shoal_dp_rng *r) { return rng_u64(r); }
+uint64_t shoal_dp_rng_u64(shoal_dp_rng *r) {
+    return rng_u64(r);
+}
 
 void shoal_dp_rng_bytes(shoal_dp_rng *r, void *buf, size_t n) {
     uint8_t *p = buf;

@@ -10,9 +10,9 @@
  * After fork() a child would replay its parent's stream, so a pthread_atfork handler bumps a
  * generation counter in the child; every draw compares it (one relaxed load) and a stale
  * generator drops its buffered keystream and re-keys from getrandom before the next word
- * (a pid check at refill also catches raw clone() calls that skip atfork handlers). A deterministic mode (key
- * derived from a 64-bit seed) exists for tests and benchmarks only; it says so in a debug log
- * line and shoal_dp_rng_is_deterministic() lets callers refuse it in production paths. If
+ * (a pid check at refill also catches raw clone() calls that skip atfork handlers). A deterministic
+ * mode (key derived from a 64-bit seed) exists for tests and benchmarks only; it says so in a debug
+ * log line and shoal_dp_rng_is_deterministic() lets callers refuse it in production paths. If
  * re-keying after fork fails (getrandom broken), the process aborts rather than emit
  * predictable noise.
  * Not thread-safe: one generator per thread.

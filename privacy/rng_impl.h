@@ -12,13 +12,13 @@
 #define RNG_WORDS (16 * RNG_BLOCKS) /* 32-bit words per refill */
 
 struct shoal_dp_rng {
-    uint32_t state[16];        /* constants, key, counter (12..13), nonce (14..15) */
-    uint32_t buf[RNG_WORDS];   /* keystream not yet handed out */
-    unsigned pos;              /* next unused word in buf */
-    pid_t pid;                 /* process that keyed the generator */
-    unsigned gen;              /* shoal_dp_fork_gen_ when keyed */
+    uint32_t state[16];      /* constants, key, counter (12..13), nonce (14..15) */
+    uint32_t buf[RNG_WORDS]; /* keystream not yet handed out */
+    unsigned pos;            /* next unused word in buf */
+    pid_t pid;               /* process that keyed the generator */
+    unsigned gen;            /* shoal_dp_fork_gen_ when keyed */
     int deterministic;
-    uint64_t bits;             /* spare random bits for coin flips */
+    uint64_t bits; /* spare random bits for coin flips */
     unsigned nbits;
 };
 

@@ -86,7 +86,8 @@ static double rate_chacha_words(shoal_dp_rng *r) {
     uint64_t n = 0, sink = 0;
     double t0 = shoal_now_s(), t;
     do {
-        for (int i = 0; i < CHUNK; i++) sink ^= shoal_dp_rng_u64(r);
+        for (int i = 0; i < CHUNK; i++)
+            sink ^= shoal_dp_rng_u64(r);
         n += CHUNK;
     } while ((t = shoal_now_s() - t0) < budget);
     if (sink == 1) printf(" ");
@@ -141,10 +142,10 @@ int main(int argc, char **argv) {
     double fast = rate_int(r, SHOAL_DP_NOISE_FAST), exact = rate_int(r, SHOAL_DP_NOISE_EXACT);
     double text = rate_textbook(), words = rate_chacha_words(r);
     printf("\nnoise samples/s (integer, std 2^24)\n");
-    printf("  fast  (rounded ziggurat, ChaCha20)   %8.2f M/s   target >= 20 M/s: %s\n",
-           fast / 1e6, fast >= 20e6 ? "met" : "NOT met");
-    printf("  exact (discrete Gaussian, CKS 2020)  %8.2f M/s   target >=  2 M/s: %s\n",
-           exact / 1e6, exact >= 2e6 ? "met" : "NOT met");
+    printf("  fast  (rounded ziggurat, ChaCha20)   %8.2f M/s   target >= 20 M/s: %s\n", fast / 1e6,
+           fast >= 20e6 ? "met" : "NOT met");
+    printf("  exact (discrete Gaussian, CKS 2020)  %8.2f M/s   target >=  2 M/s: %s\n", exact / 1e6,
+           exact >= 2e6 ? "met" : "NOT met");
     printf("  baseline: textbook Box-Muller, xorshift128+ (insecure) %8.2f M/s "
            "(fast = %.2fx of it)\n",
            text / 1e6, fast / text);
@@ -170,7 +171,8 @@ int main(int argc, char **argv) {
     double t0 = shoal_now_s();
     uint64_t steps = 0;
     do {
-        for (int i = 0; i < 1000; i++) shoal_dp_accountant_step(a, 0.01, 1.1, 1);
+        for (int i = 0; i < 1000; i++)
+            shoal_dp_accountant_step(a, 0.01, 1.1, 1);
         steps += 1000;
     } while (shoal_now_s() - t0 < budget);
     double sr = (double)steps / (shoal_now_s() - t0);

@@ -21,7 +21,8 @@ static void test_compose(void) {
     double e0;
     CHECK(shoal_dp_accountant_epsilon(a, 1e-5, &e0, NULL) == SHOAL_OK);
     CHECK(e0 == 0.0);
-    for (int i = 0; i < 500; i++) CHECK(shoal_dp_accountant_step(a, 0.01, 1.1, 1) == SHOAL_OK);
+    for (int i = 0; i < 500; i++)
+        CHECK(shoal_dp_accountant_step(a, 0.01, 1.1, 1) == SHOAL_OK);
     CHECK(shoal_dp_accountant_step(b, 0.01, 1.1, 500) == SHOAL_OK);
     CHECK(shoal_dp_accountant_phase_count(a) == 1);
     double ea, eb, ed, oa, ob;
@@ -43,7 +44,8 @@ static void test_compose(void) {
     double r1[156], r2[156], e;
     CHECK(shoal_dp_rdp_subsampled_gaussian(0.01, 1.1, o, n, 0, r1) == SHOAL_OK);
     CHECK(shoal_dp_rdp_subsampled_gaussian(0.02, 0.9, o, n, 0, r2) == SHOAL_OK);
-    for (size_t k = 0; k < n; k++) r1[k] = 500 * r1[k] + 300 * r2[k];
+    for (size_t k = 0; k < n; k++)
+        r1[k] = 500 * r1[k] + 300 * r2[k];
     CHECK(shoal_dp_rdp_to_epsilon(o, r1, n, 1e-5, &e, NULL) == SHOAL_OK);
     CHECK(fabs(ea - e) <= 1e-12 * e);
     double d;
@@ -66,11 +68,14 @@ static void test_compose(void) {
 static void test_opacus_through_accountant(void) {
     double o[160];
     size_t n = 0;
-    for (int x = 1; x < 100; x++) o[n++] = 1 + x / 10.0;
-    for (int x = 12; x < 64; x++) o[n++] = x;
+    for (int x = 1; x < 100; x++)
+        o[n++] = 1 + x / 10.0;
+    for (int x = 12; x < 64; x++)
+        o[n++] = x;
     shoal_dp_accountant *a;
     CHECK(shoal_dp_accountant_init(&a, o, n, SHOAL_DP_SERIES_SIGNED) == SHOAL_OK);
-    for (int i = 0; i < 2250; i++) CHECK(shoal_dp_accountant_step(a, 0.04, 1.5, 1) == SHOAL_OK);
+    for (int i = 0; i < 2250; i++)
+        CHECK(shoal_dp_accountant_step(a, 0.04, 1.5, 1) == SHOAL_OK);
     double e;
     CHECK(shoal_dp_accountant_epsilon(a, 1e-5, &e, NULL) == SHOAL_OK);
     CHECK(fabs(e - 7.32911117143) / 7.32911117143 < 1e-6);
@@ -153,9 +158,9 @@ static void test_malformed_inline(void) {
 static void test_malformed_corpus(void) {
     const char *src = getenv("SHOAL_SOURCE_DIR");
     if (!src) src = ".";
-    const char *bad[] = {"bad_version.json", "edited_rdp.json", "order_one.json",
+    const char *bad[] = {"bad_version.json",   "edited_rdp.json",       "order_one.json",
                          "phase_q_range.json", "phase_steps_zero.json", "missing_phases.json",
-                         "rdp_length.json", "too_many_orders.json", "not_json.json",
+                         "rdp_length.json",    "too_many_orders.json",  "not_json.json",
                          "series_unknown.json"};
     for (int i = 0; i < 10; i++) {
         char p[1024];

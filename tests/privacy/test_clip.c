@@ -34,7 +34,8 @@ static void test_norm_random(void) {
     for (int k = 0; k < 8; k++) {
         size_t n = sizes[k];
         float *x = malloc((n ? n : 1) * sizeof *x);
-        for (size_t i = 0; i < n; i++) x[i] = frand();
+        for (size_t i = 0; i < n; i++)
+            x[i] = frand();
         double nrm = -1;
         CHECK(shoal_dp_l2_norm(x, n, &nrm) == SHOAL_OK);
         long double r = ref_norm(x, n);
@@ -60,7 +61,8 @@ static void test_norm_extremes(void) {
     /* 2^24 + 4096 ones: float accumulation would stop at 2^24 */
     size_t n = (1u << 24) + 4096;
     float *ones = malloc(n * sizeof *ones);
-    for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
+    for (size_t i = 0; i < n; i++)
+        ones[i] = 1.0f;
     CHECK(shoal_dp_l2_norm(ones, n, &nrm) == SHOAL_OK);
     CHECK(nrm == sqrt((double)n));
     free(ones);
@@ -95,7 +97,8 @@ static void test_clip_cases(void) {
     for (int t = 0; t < 200; t++) {
         float v[257];
         double c = 0.01 + (t % 7) * 0.37;
-        for (int i = 0; i < 257; i++) v[i] = frand() * (float)(1 + t);
+        for (int i = 0; i < 257; i++)
+            v[i] = frand() * (float)(1 + t);
         CHECK(shoal_dp_clip_l2(v, 257, c, NULL, NULL) == SHOAL_OK);
         CHECK(shoal_dp_l2_norm(v, 257, &after) == SHOAL_OK);
         worst_ok &= after <= c;
@@ -110,7 +113,8 @@ static void test_clip_cases(void) {
 static void test_per_example(void) {
     enum { B = 6, D = 333 };
     float g[B * D], g2[B * D], sum[D] = {0}, ref[D] = {0};
-    for (int i = 0; i < B * D; i++) g[i] = frand() * (float)(1 + i / D);
+    for (int i = 0; i < B * D; i++)
+        g[i] = frand() * (float)(1 + i / D);
     memcpy(g2, g, sizeof g);
     double norms[B], norms2[B];
     size_t nc, nc2, nc3;
@@ -118,13 +122,16 @@ static void test_per_example(void) {
     CHECK(shoal_dp_clip_rows(g2, B, D, 5.0, norms, &nc2) == SHOAL_OK);
     CHECK(nc == nc2);
     for (int b = 0; b < B; b++)
-        for (int i = 0; i < D; i++) ref[i] += g2[b * D + i];
+        for (int i = 0; i < D; i++)
+            ref[i] += g2[b * D + i];
     int same = 1;
-    for (int i = 0; i < D; i++) same &= fabsf(sum[i] - ref[i]) <= 1e-5f * (1 + fabsf(ref[i]));
+    for (int i = 0; i < D; i++)
+        same &= fabsf(sum[i] - ref[i]) <= 1e-5f * (1 + fabsf(ref[i]));
     CHECK(same);
     /* factors from norms: the ghost-norm path */
     float f[B];
-    for (int b = 0; b < B; b++) CHECK(shoal_dp_l2_norm(g + b * D, D, &norms2[b]) == SHOAL_OK);
+    for (int b = 0; b < B; b++)
+        CHECK(shoal_dp_l2_norm(g + b * D, D, &norms2[b]) == SHOAL_OK);
     CHECK(shoal_dp_clip_factors(norms2, B, 5.0, f, &nc3) == SHOAL_OK);
     CHECK(nc3 == nc);
     for (int b = 0; b < B; b++) {

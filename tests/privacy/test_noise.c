@@ -19,21 +19,22 @@
 static void test_chacha20_rfc8439(void) {
     uint32_t in[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
     for (int i = 0; i < 8; i++)
-        in[4 + i] = (uint32_t)(4 * i) | (uint32_t)(4 * i + 1) << 8 |
-                    (uint32_t)(4 * i + 2) << 16 | (uint32_t)(4 * i + 3) << 24;
+        in[4 + i] = (uint32_t)(4 * i) | (uint32_t)(4 * i + 1) << 8 | (uint32_t)(4 * i + 2) << 16 |
+                    (uint32_t)(4 * i + 3) << 24;
     in[12] = 1;
     in[13] = 0x09000000;
     in[14] = 0x4a000000;
     in[15] = 0;
-    const uint8_t want[64] = {
-        0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15, 0x50, 0x0f, 0xdd, 0x1f, 0xa3,
-        0x20, 0x71, 0xc4, 0xc7, 0xd1, 0xf4, 0xc7, 0x33, 0xc0, 0x68, 0x03, 0x04, 0x22,
-        0xaa, 0x9a, 0xc3, 0xd4, 0x6c, 0x4e, 0xd2, 0x82, 0x64, 0x46, 0x07, 0x9f, 0xaa,
-        0x09, 0x14, 0xc2, 0xd7, 0x05, 0xd9, 0x8b, 0x02, 0xa2, 0xb5, 0x12, 0x9c, 0xd1,
-        0xde, 0x16, 0x4e, 0xb9, 0xcb, 0xd0, 0x83, 0xe8, 0xa2, 0x50, 0x3c, 0x4e};
+    const uint8_t want[64] = {0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15, 0x50, 0x0f, 0xdd,
+                              0x1f, 0xa3, 0x20, 0x71, 0xc4, 0xc7, 0xd1, 0xf4, 0xc7, 0x33, 0xc0,
+                              0x68, 0x03, 0x04, 0x22, 0xaa, 0x9a, 0xc3, 0xd4, 0x6c, 0x4e, 0xd2,
+                              0x82, 0x64, 0x46, 0x07, 0x9f, 0xaa, 0x09, 0x14, 0xc2, 0xd7, 0x05,
+                              0xd9, 0x8b, 0x02, 0xa2, 0xb5, 0x12, 0x9c, 0xd1, 0xde, 0x16, 0x4e,
+                              0xb9, 0xcb, 0xd0, 0x83, 0xe8, 0xa2, 0x50, 0x3c, 0x4e};
     uint32_t out[16];
     shoal_dp_chacha20_block(in, out);
-    for (int i = 0; i < 64; i++) CHECK((uint8_t)(out[i / 4] >> (8 * (i % 4))) == want[i]);
+    for (int i = 0; i < 64; i++)
+        CHECK((uint8_t)(out[i / 4] >> (8 * (i % 4))) == want[i]);
 }
 
 /* The generator's vectorised refill equals the reference block function with counters 0,
@@ -42,7 +43,8 @@ static void test_stream_matches_block_function(void) {
     shoal_dp_rng *r;
     CHECK(shoal_dp_rng_init_deterministic(&r, 0x0123456789abcdefull) == SHOAL_OK);
     uint8_t key[32] = {0};
-    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(0x0123456789abcdefull >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)(0x0123456789abcdefull >> (8 * i));
     key[31] = 0x5a;
     uint32_t st[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
     for (int i = 0; i < 8; i++)
@@ -81,7 +83,8 @@ static void test_rng_modes(void) {
     uint8_t buf[131072];
     shoal_dp_rng_bytes(s, buf, sizeof buf);
     long ones = 0;
-    for (size_t i = 0; i < sizeof buf; i++) ones += __builtin_popcount(buf[i]);
+    for (size_t i = 0; i < sizeof buf; i++)
+        ones += __builtin_popcount(buf[i]);
     CHECK(fabs((double)ones - 524288.0) < 5 * 512.0);
     shoal_dp_rng_free(a);
     shoal_dp_rng_free(b);
@@ -100,25 +103,30 @@ static void test_fork_rekey(void) {
     pid_t pid = fork();
     if (pid == 0) {
         uint64_t v[8];
-        for (int i = 0; i < 8; i++) v[i] = shoal_dp_rng_u64(s);
+        for (int i = 0; i < 8; i++)
+            v[i] = shoal_dp_rng_u64(s);
         ssize_t w = write(fd[1], v, sizeof v);
         _exit(w == (ssize_t)sizeof v ? 0 : 1);
     }
     uint64_t mine[8], theirs[8];
-    for (int i = 0; i < 8; i++) mine[i] = shoal_dp_rng_u64(s);
+    for (int i = 0; i < 8; i++)
+        mine[i] = shoal_dp_rng_u64(s);
     CHECK(read(fd[0], theirs, sizeof theirs) == (ssize_t)sizeof theirs);
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     int equal = 0;
-    for (int i = 0; i < 8; i++) equal += mine[i] == theirs[i];
+    for (int i = 0; i < 8; i++)
+        equal += mine[i] == theirs[i];
     CHECK(equal == 0);
     close(fd[0]);
     close(fd[1]);
     shoal_dp_rng_free(s);
 }
 
-static double phi(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
+static double phi(double x) {
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -172,8 +180,12 @@ static void check_continuous_stats(shoal_dp_noise_mode mode, uint64_t seed, size
     shoal_dp_rng_free(r);
 }
 
-static void test_exact_stats(void) { check_continuous_stats(SHOAL_DP_NOISE_EXACT, 7, 400000); }
-static void test_fast_stats(void) { check_continuous_stats(SHOAL_DP_NOISE_FAST, 8, 1000000); }
+static void test_exact_stats(void) {
+    check_continuous_stats(SHOAL_DP_NOISE_EXACT, 7, 400000);
+}
+static void test_fast_stats(void) {
+    check_continuous_stats(SHOAL_DP_NOISE_FAST, 8, 1000000);
+}
 
 /* Chi-square of integer samples at std sigma against pmf(k); bins |k| <= 4σ, tails lumped. */
 static double chi_square(shoal_dp_noise_mode mode, uint32_t sigma, int discrete, size_t n,
@@ -261,18 +273,22 @@ static void test_add_noise(void) {
     enum { N = 200000 };
     float *x = malloc(N * sizeof *x);
     for (int mode = 0; mode < 2; mode++) {
-        for (int i = 0; i < N; i++) x[i] = 3.0f;
+        for (int i = 0; i < N; i++)
+            x[i] = 3.0f;
         CHECK(shoal_dp_add_noise(r, (shoal_dp_noise_mode)mode, 0.5, x, N) == SHOAL_OK);
         double m = 0, v = 0;
-        for (int i = 0; i < N; i++) m += x[i];
+        for (int i = 0; i < N; i++)
+            m += x[i];
         m /= N;
-        for (int i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
+        for (int i = 0; i < N; i++)
+            v += (x[i] - m) * (x[i] - m);
         v /= N;
         CHECK(fabs(m - 3.0) < 5 * 0.5 / sqrt(N));
         CHECK(fabs(v / 0.25 - 1.0) < 5 * sqrt(2.0 / N));
     }
     /* bad input leaves x untouched */
-    for (int i = 0; i < 8; i++) x[i] = (float)i;
+    for (int i = 0; i < 8; i++)
+        x[i] = (float)i;
     x[5] = NAN;
     CHECK(shoal_dp_add_noise(r, SHOAL_DP_NOISE_FAST, 1.0, x, 8) == SHOAL_ERR_INVALID_ARG);
     CHECK(x[0] == 0.0f && x[7] == 7.0f);
@@ -295,13 +311,13 @@ static void test_add_noise(void) {
     CHECK(shoal_dp_gaussian_int(r, SHOAL_DP_NOISE_EXACT, SHOAL_DP_MAX_SIGMA_INT, big, 2000) ==
           SHOAL_OK);
     double v = 0;
-    for (int i = 0; i < 2000; i++) v += (double)big[i] * (double)big[i];
+    for (int i = 0; i < 2000; i++)
+        v += (double)big[i] * (double)big[i];
     v /= 2000.0 * (double)SHOAL_DP_MAX_SIGMA_INT * (double)SHOAL_DP_MAX_SIGMA_INT;
     CHECK(fabs(v - 1.0) < 5 * sqrt(2.0 / 2000));
     /* effective noise multiplier: the grid-rounding correction */
-    CHECK(fabs(shoal_dp_effective_noise_multiplier(1.0, 124000000) - 1.0 / (1.0 + sqrt(124e6) /
-                                                                               16777216.0)) <
-          1e-15);
+    CHECK(fabs(shoal_dp_effective_noise_multiplier(1.0, 124000000) -
+               1.0 / (1.0 + sqrt(124e6) / 16777216.0)) < 1e-15);
     CHECK(shoal_dp_effective_noise_multiplier(1.0, 1) < 1.0);
     /* GPT-2 size, σ = 1, 10^4 steps: EXACT slack negligible, FAST vacuous */
     CHECK(1e4 * shoal_dp_noise_epsilon_slack(SHOAL_DP_NOISE_EXACT, 124000000, 1.0) < 1e-6);

@@ -17,11 +17,12 @@
 
 #define REL(a, b) (fabs((a) - (b)) / fabs(b))
 
-static double eps_with(const double *orders, size_t n, shoal_dp_series ser, double q,
-                       double sigma, double steps, double delta, double *order) {
+static double eps_with(const double *orders, size_t n, shoal_dp_series ser, double q, double sigma,
+                       double steps, double delta, double *order) {
     double rdp[512], e = -1;
     CHECK(shoal_dp_rdp_subsampled_gaussian(q, sigma, orders, n, ser, rdp) == SHOAL_OK);
-    for (size_t k = 0; k < n; k++) rdp[k] *= steps;
+    for (size_t k = 0; k < n; k++)
+        rdp[k] *= steps;
     CHECK(shoal_dp_rdp_to_epsilon(orders, rdp, n, delta, &e, order) == SHOAL_OK);
     return e;
 }
@@ -30,8 +31,10 @@ static double eps_with(const double *orders, size_t n, shoal_dp_series ser, doub
 static size_t tf_orders(double *o) {
     size_t n = 0;
     const double b[] = {1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0, 4.5};
-    for (int i = 0; i < 10; i++) o[n++] = b[i];
-    for (int x = 5; x < 64; x++) o[n++] = x;
+    for (int i = 0; i < 10; i++)
+        o[n++] = b[i];
+    for (int x = 5; x < 64; x++)
+        o[n++] = x;
     o[n++] = 128;
     o[n++] = 256;
     o[n++] = 512;
@@ -41,8 +44,10 @@ static size_t tf_orders(double *o) {
 /* Opacus' DEFAULT_ALPHAS: [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)). */
 static size_t opacus_orders(double *o) {
     size_t n = 0;
-    for (int x = 1; x < 100; x++) o[n++] = 1 + x / 10.0;
-    for (int x = 12; x < 64; x++) o[n++] = x;
+    for (int x = 1; x < 100; x++)
+        o[n++] = 1 + x / 10.0;
+    for (int x = 12; x < 64; x++)
+        o[n++] = x;
     return n;
 }
 
@@ -60,8 +65,8 @@ static void test_tf_privacy_compute_dp_sgd_privacy(void) {
     CHECK(REL(e, 1.4154988495444842) < 1e-6);
     CHECK(ord == 13.0);
     /* fractional optimum (1.25) and 976563 = ceil(976562.5) steps: the series matters */
-    e = eps_with(o, n, SHOAL_DP_SERIES_MAGNITUDE, 1024.0 / 1e8, 0.1, ceil(10.0 * 1e8 / 1024),
-                 1e-7, &ord);
+    e = eps_with(o, n, SHOAL_DP_SERIES_MAGNITUDE, 1024.0 / 1e8, 0.1, ceil(10.0 * 1e8 / 1024), 1e-7,
+                 &ord);
     CHECK(REL(e, 5907982.3113978775) < 1e-6);
     CHECK(ord == 1.25);
 }
@@ -86,11 +91,11 @@ static void test_tf_privacy_example_privacy(void) {
  * steps at q = 0.01, σ = 2.5 (printed to 9 digits). */
 static void test_dp_accounting_raw_rdp(void) {
     const double orders[] = {1.5, 2.5, 5, 50, 100, INFINITY};
-    const double want[] = {6.70579741e-04, 1.08548710e-03, 2.18075656e-03,
-                           2.38460375e-02, 1.67416308e02};
+    const double want[] = {6.70579741e-04, 1.08548710e-03, 2.18075656e-03, 2.38460375e-02,
+                           1.67416308e02};
     double rdp[6];
-    CHECK(shoal_dp_rdp_subsampled_gaussian(0.01, 2.5, orders, 6, SHOAL_DP_SERIES_MAGNITUDE,
-                                           rdp) == SHOAL_OK);
+    CHECK(shoal_dp_rdp_subsampled_gaussian(0.01, 2.5, orders, 6, SHOAL_DP_SERIES_MAGNITUDE, rdp) ==
+          SHOAL_OK);
     for (int k = 0; k < 5; k++) {
         CHECK(REL(50 * rdp[k], want[k]) < 1e-6);
         if (REL(50 * rdp[k], want[k]) >= 1e-6)
@@ -121,10 +126,11 @@ static void test_dp_accounting_pure_dp(void) {
 static void test_dp_accounting_gaussian_q1(void) {
     static double orders[2000], rdp[2000];
     size_t n = 0;
-    for (int i = 1001; i < 100000; i += 50) orders[n++] = 0.001 * i;
+    for (int i = 1001; i < 100000; i += 50)
+        orders[n++] = 0.001 * i;
     double e, d;
-    CHECK(shoal_dp_rdp_subsampled_gaussian(1.0, 4.530877117, orders, n,
-                                           SHOAL_DP_SERIES_MAGNITUDE, rdp) == SHOAL_OK);
+    CHECK(shoal_dp_rdp_subsampled_gaussian(1.0, 4.530877117, orders, n, SHOAL_DP_SERIES_MAGNITUDE,
+                                           rdp) == SHOAL_OK);
     CHECK(shoal_dp_rdp_to_epsilon(orders, rdp, n, 1e-6, &e, NULL) == SHOAL_OK);
     CHECK(fabs(e - 1.0) < 5e-7);
     CHECK(shoal_dp_rdp_to_delta(orders, rdp, n, 1.0, &d, NULL) == SHOAL_OK);
@@ -180,10 +186,11 @@ static void test_abadi_2016(void) {
  * optimal Gaussian δ (Balle & Wang 2018, Thm 8) and the standard bound exp(-(ε-1/2)²/2). */
 static void test_gaussian_delta_bounds(void) {
     double orders[495], rdp[495];
-    for (int x = 10; x < 505; x++) orders[x - 10] = 0.1 * x;
+    for (int x = 10; x < 505; x++)
+        orders[x - 10] = 0.1 * x;
     orders[0] = 1.0 + 1e-9; /* order 1 itself is outside (1, inf) */
-    CHECK(shoal_dp_rdp_subsampled_gaussian(1.0, 1.0, orders, 495, SHOAL_DP_SERIES_MAGNITUDE,
-                                           rdp) == SHOAL_OK);
+    CHECK(shoal_dp_rdp_subsampled_gaussian(1.0, 1.0, orders, 495, SHOAL_DP_SERIES_MAGNITUDE, rdp) ==
+          SHOAL_OK);
     for (int i = 0; i < 500; i++) {
         double eps = 0.1 * i, d;
         CHECK(shoal_dp_rdp_to_delta(orders, rdp, 495, eps, &d, NULL) == SHOAL_OK);
@@ -207,13 +214,11 @@ static void test_monotone(void) {
                 CHECK(shoal_dp_epsilon(qs[a], sig[b], st[c + 1], 1e-5, &e1, NULL) == SHOAL_OK);
                 CHECK(e1 >= e0);
                 if (a < 4) {
-                    CHECK(shoal_dp_epsilon(qs[a + 1], sig[b], st[c], 1e-5, &e1, NULL) ==
-                          SHOAL_OK);
+                    CHECK(shoal_dp_epsilon(qs[a + 1], sig[b], st[c], 1e-5, &e1, NULL) == SHOAL_OK);
                     CHECK(e1 >= e0);
                 }
                 if (b < 4) {
-                    CHECK(shoal_dp_epsilon(qs[a], sig[b + 1], st[c], 1e-5, &e1, NULL) ==
-                          SHOAL_OK);
+                    CHECK(shoal_dp_epsilon(qs[a], sig[b + 1], st[c], 1e-5, &e1, NULL) == SHOAL_OK);
                     CHECK(e1 <= e0);
                 }
             }
@@ -223,7 +228,8 @@ static void test_monotone(void) {
  * and the noise solver's σ round-trips to the target ε. */
 static void test_eps_delta_round_trip(void) {
     double orders[48], rdp[48];
-    for (int i = 0; i < 48; i++) orders[i] = 2 + i;
+    for (int i = 0; i < 48; i++)
+        orders[i] = 2 + i;
     const double qs[] = {0, 0.01, 0.1, 0.8, 1.0}, ms[] = {0.0, 0.1, 1.0, 10.0, 100.0};
     const double ds[] = {.99, .9, .1, .01, 1e-3, 1e-5, 1e-9, 1e-12};
     for (int a = 0; a < 5; a++)
@@ -265,7 +271,8 @@ static void test_extremes(void) {
         for (int b = 0; b < 4; b++) {
             CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, n,
                                                    SHOAL_DP_SERIES_MAGNITUDE, rdp) == SHOAL_OK);
-            for (size_t k = 0; k < n; k++) CHECK(!isnan(rdp[k]) && rdp[k] >= 0.0);
+            for (size_t k = 0; k < n; k++)
+                CHECK(!isnan(rdp[k]) && rdp[k] >= 0.0);
         }
     /* small q behaves like the q² α/σ² asymptotics (MTZ19): ratio of RDP at q and q/10 ~ 100 */
     double a2 = 2.0, r1, r2;
