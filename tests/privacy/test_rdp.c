@@ -286,6 +286,28 @@ static void test_extremes(void) {
     CHECK(shoal_dp_rdp_subsampled_gaussian(0.5, 0.0, &a2, 1, 0, &r1) == SHOAL_OK && isinf(r1));
 }
 
+/* The magnitude convention can only over-estimate, up to its stopping rule (the tail dropped
+ * is < e^-30 of the total, i.e. ~1e-13 absolute in log A): at every fractional order where both
+ * series converge, magnitude RDP >= signed RDP - 1e-12 (and they agree at integer orders). */
+static void test_magnitude_bounds_signed(void) {
+    const double orders[] = {1.5, 2.25, 2.5, 3.5, 4.5, 7.3, 12.5, 20.5, 2.0, 8.0};
+    const double qs[] = {1e-3, 0.01, 0.04, 0.2};
+    const double ss[] = {0.8, 1.0, 1.5, 4.0};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            double m[10], sg[10];
+            CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, 10,
+                                                   SHOAL_DP_SERIES_MAGNITUDE, m) == SHOAL_OK);
+            CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, 10,
+                                                   SHOAL_DP_SERIES_SIGNED, sg) == SHOAL_OK);
+            for (int k = 0; k < 10; k++) {
+                if (isinf(m[k]) || isinf(sg[k])) continue;
+                CHECK(m[k] >= sg[k] - 1e-12);
+                if (k >= 8) CHECK(m[k] == sg[k]);
+            }
+        }
+}
+
 static void test_bad_args(void) {
     double o = 2.0, r, e;
     CHECK(shoal_dp_rdp_subsampled_gaussian(-0.1, 1, &o, 1, 0, &r) == SHOAL_ERR_INVALID_ARG);
@@ -317,6 +339,7 @@ int main(void) {
     TEST_RUN(test_monotone);
     TEST_RUN(test_eps_delta_round_trip);
     TEST_RUN(test_extremes);
+    TEST_RUN(test_magnitude_bounds_signed);
     TEST_RUN(test_bad_args);
     return TEST_EXIT();
 }
