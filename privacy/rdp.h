@@ -32,9 +32,8 @@
  *   python/dp_accounting/dp_accounting/rdp/rdp_privacy_accountant.py, _compute_log_a_frac):
  *   every term is added with the magnitude of its binomial coefficient, which can only
  *   over-estimate A_α, so the RDP is a conservative upper bound (up to the dropped tail,
- *   < e^-30 of the total); the loop stops once both
- *   halves decrease and are 30 nats below the running total, or gives up (order excluded,
- *   RDP = +inf) after 1000 terms.
+ *   < e^-30 of the total); the loop stops once both halves decrease and are 30 nats below
+ *   the running total, or gives up (order excluded, RDP = +inf) after 1000 terms.
  * SIGNED: Opacus / legacy TF-Privacy convention (opacus/accountants/analysis/rdp.py): terms
  *   are added or subtracted with the sign of binom(α, i) and the loop stops when both terms
  *   are below e^-30 in absolute terms. Closer to the true value, not a guaranteed bound; kept

@@ -298,8 +298,8 @@ static void test_magnitude_bounds_signed(void) {
             double m[10], sg[10];
             CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, 10,
                                                    SHOAL_DP_SERIES_MAGNITUDE, m) == SHOAL_OK);
-            CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, 10,
-                                                   SHOAL_DP_SERIES_SIGNED, sg) == SHOAL_OK);
+            CHECK(shoal_dp_rdp_subsampled_gaussian(qs[a], ss[b], orders, 10, SHOAL_DP_SERIES_SIGNED,
+                                                   sg) == SHOAL_OK);
             for (int k = 0; k < 10; k++) {
                 if (isinf(m[k]) || isinf(sg[k])) continue;
                 CHECK(m[k] >= sg[k] - 1e-12);
