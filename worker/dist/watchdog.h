@@ -1,0 +1,56 @@
+/* watchdog.h: per-rank liveness ring and collective timer for worker/dist (internal header).
+ *
+ * Why: a rank blocked in a collective whose peer died must not hang. MPI's own failure handling
+ * is launcher-dependent (Open MPI's mpirun kills the job, --enable-recovery or other launchers
+ * leave survivors blocked forever), so each rank keeps one TCP connection to the next rank and
+ * accepts one from the previous rank. A process that dies for any reason has its sockets closed
+ * by the kernel; its neighbours read EOF without the goodbye message and know which rank is gone
+ * at once, and they forward "rank k lost" around the ring so every rank can name it. A thread
+ * polls those sockets and the collective timer (enter/leave around each blocking call).
+ * Addresses are exchanged once through the backend's allgather; each connection is checked with
+ * a per-job nonce in both directions so that a wrong address is never mistaken for a peer.
+ * Tested by tests/dist/kill_rank.sh (kill -9 and SIGSTOP of a rank under mpirun) and by every
+ * MPI test, which starts and stops the ring.
+ */
+#ifndef SHOAL_WORKER_DIST_WATCHDOG_H
+#define SHOAL_WORKER_DIST_WATCHDOG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+
+typedef struct shoal_watchdog shoal_watchdog;
+
+typedef struct {
+    int rank, world;
+    const _Atomic uint64_t *timeout_ms; /* read on every tick: callers may change it */
+    /* 1: when the main thread is blocked (enter without leave) and a peer is lost or the timer
+     * expires, log, call on_fatal and _exit(SHOAL_COMM_EXIT_LOST): an MPI call cannot be
+     * cancelled. 0 (NCCL): only record it; the waiting thread polls and aborts. */
+    int exit_on_fatal;
+    void (*on_fatal)(void *arg, int lost_rank, const char *why);
+    void *on_fatal_arg;
+    /* Collective exchange of `bytes` from every rank into all[world * bytes]. */
+    shoal_status (*allgather)(void *ctx, const void *mine, void *all, size_t bytes);
+    void *ctx;
+} shoal_watchdog_config;
+
+/* Open the ring (blocks until both neighbours are connected or *timeout_ms passes) and start
+ * the thread. World size 1 gets a watchdog with a timer and no ring. */
+shoal_status shoal_watchdog_start(shoal_watchdog **out, const shoal_watchdog_config *cfg);
+/* Say goodbye to the neighbours, stop the thread, close the sockets. NULL is a no-op. */
+void shoal_watchdog_stop(shoal_watchdog *wd);
+/* Mark the start and end of a blocking call named op (a string literal). */
+void shoal_watchdog_enter(shoal_watchdog *wd, const char *op);
+void shoal_watchdog_leave(shoal_watchdog *wd);
+/* The first rank known to be lost, or -1. */
+int shoal_watchdog_lost(const shoal_watchdog *wd);
+/* Seconds the current blocking call has run (0 when none). */
+double shoal_watchdog_busy_s(const shoal_watchdog *wd);
+/* Host name and pid rank r reported at start ("?" / 0 when unknown). */
+const char *shoal_watchdog_host(const shoal_watchdog *wd, int r);
+int shoal_watchdog_pid(const shoal_watchdog *wd, int r);
+
+#endif
