@@ -136,7 +136,13 @@ shoal_status shoal_comm_bucketer_mark_ready(shoal_comm_bucketer *b, size_t offse
         b->ready[i] += take;
         pos += take;
     }
-    return start_ready(b, 0);
+    SHOAL_CHECK(start_ready(b, 0));
+    /* Open MPI progresses non-blocking collectives only inside MPI calls: poke the started
+     * ones so they move while backward computes. */
+    if (b->c->vt->progress)
+        for (size_t i = b->nbuckets; i-- > b->next;)
+            b->c->vt->progress(b->c, b->reqs + i * b->c->vt->req_size);
+    return SHOAL_OK;
 }
 
 static shoal_status wait_all(shoal_comm_bucketer *b) {
@@ -159,7 +165,7 @@ shoal_status shoal_comm_bucketer_finish(shoal_comm_bucketer *b) {
     shoal_status st = start_ready(b, 1);
     shoal_status wst = wait_all(b);
     if (st == SHOAL_OK) st = wst;
-    memset(b->ready, 0, b->nbuckets * sizeof *b->ready);
+    if (b->nbuckets) memset(b->ready, 0, b->nbuckets * sizeof *b->ready);
     b->next = b->nbuckets;
     b->started = 0;
     return st;

@@ -33,6 +33,8 @@ typedef struct {
     shoal_status (*iallreduce)(shoal_comm *c, void *buf, size_t count, shoal_dtype dt,
                                shoal_comm_op op, void *req);
     shoal_status (*wait)(shoal_comm *c, void *req);
+    /* Optional: let a started request advance without blocking (MPI_Test). */
+    void (*progress)(shoal_comm *c, void *req);
     void (*set_compute_stream)(shoal_comm *c, void *stream);
     void (*close)(shoal_comm *c); /* frees backend state; comm.c frees the rest */
 } shoal_comm_vtable;

@@ -65,7 +65,7 @@ static shoal_status mpi_fail(const shoal_comm *c, int rc, const char *what) {
 
 #define MPI_CALL(c, what, call)                                                                    \
     do {                                                                                           \
-        shoal_watchdog_enter((c)->wd, what);                                                       \
+        shoal_watchdog_enter((c)->wd, what, 0);                                                    \
         int rc_ = (call);                                                                          \
         shoal_watchdog_leave((c)->wd);                                                             \
         if (rc_ != MPI_SUCCESS) return mpi_fail((c), rc_, what);                                   \
@@ -125,7 +125,6 @@ shoal_status shoal_comm_mpi_open(shoal_comm *c) {
         .rank = c->rank,
         .world = c->world,
         .timeout_ms = &c->timeout_ms,
-        .exit_on_fatal = c->backend == SHOAL_COMM_MPI,
         .on_fatal = c->opts.on_fatal,
         .on_fatal_arg = c->opts.on_fatal_arg,
         .allgather = wd_allgather,
@@ -143,14 +142,21 @@ cleanup:
 void shoal_comm_mpi_close(shoal_comm *c) {
     mpi_state *m = c->mpi;
     if (!m) return;
+    /* After a failure or a lost peer MPI's state is unknown and finalising may block on the
+     * dead rank: skip it and let process exit tear the connections down. Otherwise tell the
+     * neighbours we are leaving on purpose, then finalise under the watchdog's timer (it
+     * synchronises with the other ranks, so it can hang like any collective). */
+    if (!c->broken && shoal_watchdog_lost(c->wd) < 0) {
+        shoal_watchdog_goodbye(c->wd);
+        if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
+        if (m->we_initialised) {
+            shoal_watchdog_enter(c->wd, "MPI_Finalize", SHOAL_WD_LONG);
+            MPI_Finalize();
+            shoal_watchdog_leave(c->wd);
+        }
+    }
     shoal_watchdog_stop(c->wd);
     c->wd = NULL;
-    /* After a failure MPI's state is unknown and finalising may block on the lost peer: skip
-     * it and let process exit tear the connections down. */
-    if (!c->broken) {
-        if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
-        if (m->we_initialised) MPI_Finalize();
-    }
     free(m);
     c->mpi = NULL;
 }
@@ -205,7 +211,7 @@ static shoal_status m_reduce_scatter(shoal_comm *c, const void *send, void *recv
     size_t es = shoal_dtype_size(dt), mine = counts[c->rank];
     char *me = (char *)send + displs[c->rank] * es;
     int rc;
-    shoal_watchdog_enter(c->wd, "reduce_scatter");
+    shoal_watchdog_enter(c->wd, "reduce_scatter", 0);
     if ((char *)recv == me) {
         /* MPI's in-place form leaves the result at the start of the buffer: move it home. */
         rc = MPI_Reduce_scatter(MPI_IN_PLACE, (void *)send, ic, mpi_type(dt), MPI_SUM,
@@ -227,7 +233,7 @@ static shoal_status m_all_gather(shoal_comm *c, const void *send, void *recv,
     SHOAL_CHECK(int_counts(c, counts, displs, &ic, &id, "all_gather"));
     size_t es = shoal_dtype_size(dt);
     const void *s = (const char *)send == (char *)recv + displs[c->rank] * es ? MPI_IN_PLACE : send;
-    shoal_watchdog_enter(c->wd, "all_gather");
+    shoal_watchdog_enter(c->wd, "all_gather", 0);
     int rc = MPI_Allgatherv(s, ic[c->rank], mpi_type(dt), recv, ic, id, mpi_type(dt), comm_of(c));
     shoal_watchdog_leave(c->wd);
     free(ic), free(id);
@@ -272,6 +278,15 @@ static shoal_status m_wait(shoal_comm *c, void *req) {
     return SHOAL_OK;
 }
 
+static void m_progress(shoal_comm *c, void *req) {
+    (void)c;
+    mpi_req *r = req;
+    int done = 0;
+    /* A completed request becomes MPI_REQUEST_NULL, which m_wait then returns at once for; an
+     * error here shows up again in m_wait, where it is reported. */
+    if (r->active) MPI_Test(&r->req, &done, MPI_STATUS_IGNORE);
+}
+
 static void m_close(shoal_comm *c) { (void)c; /* shoal_comm_free closes the MPI state */ }
 
 const shoal_comm_vtable shoal_comm_mpi_vtable = {
@@ -290,5 +305,6 @@ const shoal_comm_vtable shoal_comm_mpi_vtable = {
     .req_size = sizeof(mpi_req),
     .iallreduce = m_iallreduce,
     .wait = m_wait,
+    .progress = m_progress,
     .close = m_close,
 };

@@ -134,7 +134,7 @@ static shoal_status cuda_fail(shoal_comm *c, cudaError_t e, const char *what) {
 /* Poll ev until done, watching NCCL's async error, lost peers and the timeout. */
 static shoal_status wait_event(shoal_comm *c, cudaEvent_t ev, const char *what) {
     uint64_t start = shoal_now_ns();
-    shoal_watchdog_enter(c->wd, what);
+    shoal_watchdog_enter(c->wd, what, SHOAL_WD_CANCELLABLE);
     shoal_status st = SHOAL_OK;
     for (;;) {
         cudaError_t e = cudaEventQuery(ev);

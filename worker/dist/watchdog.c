@@ -65,6 +65,9 @@ struct shoal_watchdog {
     pthread_t thread;
     int thread_started;
     atomic_int stopping;
+    atomic_int want_bye;
+    int bye_sent;
+    atomic_int busy_flags;
     atomic_int lost;
     _Atomic uint64_t busy_since_ns; /* 0 = not in a blocking call */
     _Atomic(const char *) busy_op;
@@ -290,20 +293,33 @@ static void *monitor_main(void *arg) {
                 pfd[n] = (struct pollfd){wd->links[i].fd, POLLIN, 0}, idx[n++] = i;
         int pr = poll(pfd, (nfds_t)n, WD_TICK_MS);
         if (atomic_load(&wd->stopping)) break;
+        if (pr > 0 && (pfd[0].revents & POLLIN)) {
+            char drain[16];
+            (void)!read(wd->wake[0], drain, sizeof drain);
+        }
+        if (atomic_load(&wd->want_bye) && !wd->bye_sent) {
+            for (int i = 0; i < wd->nlinks; i++) send_msg(&wd->links[i], 'B', wd->cfg.rank);
+            wd->bye_sent = 1;
+        }
         if (pr > 0)
             for (int j = 1; j < n; j++)
                 if (pfd[j].revents) link_readable(wd, idx[j]);
         uint64_t since = atomic_load(&wd->busy_since_ns);
-        if (since && wd->cfg.exit_on_fatal) {
+        int flags = atomic_load(&wd->busy_flags);
+        if (since && !(flags & SHOAL_WD_CANCELLABLE)) {
             double busy_s = (double)(shoal_now_ns() - since) / 1e9;
             const char *op = atomic_load(&wd->busy_op);
             int lost = atomic_load(&wd->lost);
+            double limit_ms = (double)atomic_load(wd->cfg.timeout_ms);
+            if (flags & SHOAL_WD_LONG) limit_ms *= 10;
             if (lost >= 0) fatal(wd, lost, op ? op : "a collective", busy_s);
-            if (busy_s * 1000.0 > (double)atomic_load(wd->cfg.timeout_ms))
+            if (busy_s * 1000.0 > limit_ms)
                 fatal(wd, -1, op ? op : "a collective", busy_s);
         }
     }
-    for (int i = 0; i < wd->nlinks; i++) send_msg(&wd->links[i], 'B', wd->cfg.rank);
+    if (!wd->bye_sent)
+        for (int i = 0; i < wd->nlinks; i++) send_msg(&wd->links[i], 'B', wd->cfg.rank);
+    wd->bye_sent = 1;
     return NULL;
 }
 
@@ -419,9 +435,16 @@ void shoal_watchdog_stop(shoal_watchdog *wd) {
     wd_free(wd);
 }
 
-void shoal_watchdog_enter(shoal_watchdog *wd, const char *op) {
+void shoal_watchdog_goodbye(shoal_watchdog *wd) {
+    if (!wd || !wd->thread_started) return;
+    atomic_store(&wd->want_bye, 1);
+    (void)!write(wd->wake[1], "b", 1);
+}
+
+void shoal_watchdog_enter(shoal_watchdog *wd, const char *op, int flags) {
     if (!wd) return;
     atomic_store(&wd->busy_op, op);
+    atomic_store(&wd->busy_flags, flags);
     atomic_store(&wd->busy_since_ns, shoal_now_ns() | 1u);
 }
 

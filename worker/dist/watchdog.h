@@ -26,10 +26,6 @@ typedef struct shoal_watchdog shoal_watchdog;
 typedef struct {
     int rank, world;
     const _Atomic uint64_t *timeout_ms; /* read on every tick: callers may change it */
-    /* 1: when the main thread is blocked (enter without leave) and a peer is lost or the timer
-     * expires, log, call on_fatal and _exit(SHOAL_COMM_EXIT_LOST): an MPI call cannot be
-     * cancelled. 0 (NCCL): only record it; the waiting thread polls and aborts. */
-    int exit_on_fatal;
     void (*on_fatal)(void *arg, int lost_rank, const char *why);
     void *on_fatal_arg;
     /* Collective exchange of `bytes` from every rank into all[world * bytes]. */
@@ -40,10 +36,22 @@ typedef struct {
 /* Open the ring (blocks until both neighbours are connected or *timeout_ms passes) and start
  * the thread. World size 1 gets a watchdog with a timer and no ring. */
 shoal_status shoal_watchdog_start(shoal_watchdog **out, const shoal_watchdog_config *cfg);
-/* Say goodbye to the neighbours, stop the thread, close the sockets. NULL is a no-op. */
+/* Tell the neighbours this rank is leaving on purpose (they stop watching it) while the timer
+ * keeps running, e.g. around MPI_Finalize. */
+void shoal_watchdog_goodbye(shoal_watchdog *wd);
+/* Say goodbye to the neighbours (if not yet), stop the thread, close the sockets. NULL is a
+ * no-op. */
 void shoal_watchdog_stop(shoal_watchdog *wd);
-/* Mark the start and end of a blocking call named op (a string literal). */
-void shoal_watchdog_enter(shoal_watchdog *wd, const char *op);
+/* Mark the start and end of a blocking call named op (a string literal). Without
+ * SHOAL_WD_CANCELLABLE (an MPI call): if a peer is lost or the timer expires while inside, the
+ * watchdog logs, calls on_fatal and _exits with SHOAL_COMM_EXIT_LOST, since nothing can
+ * interrupt the call. With it (an NCCL wait loop) it only records; the waiting thread polls
+ * shoal_watchdog_lost() and its own timer and aborts the collective itself.
+ * SHOAL_WD_LONG allows 10 times the timeout (MPI_Finalize waits for every rank to finish,
+ * including one still writing its checkpoint). */
+#define SHOAL_WD_CANCELLABLE 1
+#define SHOAL_WD_LONG 2
+void shoal_watchdog_enter(shoal_watchdog *wd, const char *op, int flags);
 void shoal_watchdog_leave(shoal_watchdog *wd);
 /* The first rank known to be lost, or -1. */
 int shoal_watchdog_lost(const shoal_watchdog *wd);
