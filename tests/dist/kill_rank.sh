@@ -8,6 +8,7 @@
 #  2. the same under plain mpirun (which also tears the job down): non-zero within 60 s.
 #  3. SIGSTOP rank 1 (alive but stuck) with a 3 s collective timeout: rank 0 must report the
 #     allreduce hung and exit non-zero well within 60 s.
+#  4. kill -9 rank 1 of 4: its ring neighbours (0, 2) see it go, rank 3 hears it from them.
 # Prints "N passed, N failed" like every shoal test.
 set -u
 victim=$1
@@ -37,12 +38,12 @@ wait_exit() {
   wait "$1"
 }
 
-run_case() { # name signal extra-mpirun-args timeout_ms
-  local name=$1 sig=$2 extra=$3 tmo=$4
+run_case() { # name signal extra-mpirun-args timeout_ms [np]
+  local name=$1 sig=$2 extra=$3 tmo=$4 np=${5:-2}
   rm -f "$tmp/pid" "$tmp/out" "$tmp"/rc.*
   # Each rank's own exit status goes to rc.RANK: with --enable-recovery mpirun itself exits 0.
   # shellcheck disable=SC2086
-  mpirun $extra -np 2 sh -c '"$0" "$1" "$2"; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
+  mpirun $extra -np "$np" sh -c '"$0" "$1" "$2"; echo $? >"$3/rc.$OMPI_COMM_WORLD_RANK"' \
     "$victim" "$tmp/pid" "$tmo" "$tmp" >"$tmp/out" 2>&1 &
   mpid=$!
   if ! wait_for "$tmp/pid" 20; then bad "$name: victim never started"; kill -9 "$mpid"; mpid=""; return 1; fi
@@ -86,6 +87,15 @@ if [ "$RC0" = 75 ] && [ "$RC" -ne 124 ] && under60 \
    && grep -q "allreduce hung" "$tmp/out"; then
   ok "stopped rank 1: rank 0 reports the hung allreduce after ${ELAPSED} s and exits non-zero"
 else bad "stopped rank 1: rank 0 status $RC0 after $ELAPSED s"; fi
+
+# 4 ranks (oversubscribed): only ranks 0 and 2 are rank 1's ring neighbours; rank 3 must learn
+# "rank 1 lost" from them, and every survivor must stop with a non-zero status.
+run_case "kill -9, 4 ranks" KILL "--enable-recovery" 30000 4
+rcs=$(cat "$tmp/rc.0" "$tmp/rc.2" "$tmp/rc.3" 2>/dev/null | tr '\n' ' ')
+if [ "$(cat "$tmp"/rc.[023] 2>/dev/null | grep -vc '^0$')" = 3 ] && [ "$RC" -ne 124 ] && under60 \
+   && [ "$(grep -c "lost rank 1 (pid" "$tmp/out")" -ge 3 ] && grep -q "reported by rank" "$tmp/out"; then
+  ok "kill -9 of rank 1 of 4: survivors exit non-zero ($rcs) in ${ELAPSED} s, the loss passed around the ring"
+else bad "kill -9 of rank 1 of 4: survivor statuses $rcs after $ELAPSED s"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -5,7 +5,7 @@
  * (4 MB) counts, in-place forms, all dtypes MPI moves or reduces, broadcast from every root,
  * UNSUPPORTED bf16 reductions without breaking the communicator, and the bucketed all-reduce
  * (blocking and overlapped, marked in different orders on different ranks) equal to the plain
- * one bit for bit on non-exact data.
+ * one bit for bit on non-exact data (2 ranks; within a few ulps for more, see same_as_plain).
  * Run by tests/dist/run_mpi.sh under `mpirun -np 2` (and by two_hosts.sh across two network
  * namespaces, with --expect-local-size 1). Label mpi.
  */
@@ -195,6 +195,17 @@ static void fill_noise(float *x, size_t n, uint32_t seed) {
     }
 }
 
+/* Two ranks: a+b is commutative, so bucketing cannot change a bit. More ranks: Open MPI picks
+ * its all-reduce algorithm (and so the order of additions) by message size, so buckets may
+ * round differently; then equal within a few ulps. */
+static int same_as_plain(const float *b, const float *plain, size_t n) {
+    if (W == 2) return memcmp(b, plain, n * sizeof *b) == 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(b[i] - plain[i]) > 1e-6f * (float)W * (1.0f + fabsf(plain[i]))) bad++;
+    return bad == 0;
+}
+
 static void test_bucketed(void) {
     size_t n = 1000003;
     float *plain = malloc(n * sizeof *plain), *b = malloc(n * sizeof *b);
@@ -211,7 +222,7 @@ static void test_bucketed(void) {
             CHECK_EQ_INT(shoal_comm_allreduce_bucketed(C, b, n, SHOAL_DTYPE_F32,
                                                        (shoal_comm_op)op, buckets[k]),
                          SHOAL_OK);
-            CHECK(memcmp(b, plain, n * sizeof *b) == 0);
+            CHECK(same_as_plain(b, plain, n));
 
             /* overlapped: "backward" marks ranges of odd sizes; rank 0 from the end, the others
              * from the start, so the bucketer must impose one start order by itself */
@@ -238,7 +249,7 @@ static void test_bucketed(void) {
                     /* the last 5 elements are left for finish() to start */
                 }
                 CHECK_EQ_INT(shoal_comm_bucketer_finish(bk), SHOAL_OK);
-                CHECK(memcmp(b, plain, n * sizeof *b) == 0);
+                CHECK(same_as_plain(b, plain, n));
             }
             shoal_comm_bucketer_free(bk);
         }

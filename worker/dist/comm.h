@@ -124,8 +124,9 @@ shoal_status shoal_comm_broadcast(shoal_comm *c, void *buf, size_t count, shoal_
 shoal_status shoal_comm_barrier(shoal_comm *c);
 
 /* ---- bucketed all-reduce of one flat gradient buffer ----
- * Buckets are [i*B, min((i+1)*B, count)) for B = bucket_elems; the result equals
- * shoal_comm_allreduce on the whole buffer bit for bit (element-wise ops). */
+ * Buckets are [i*B, min((i+1)*B, count)) for B = bucket_elems. With 2 ranks the result equals
+ * shoal_comm_allreduce on the whole buffer bit for bit (a+b is commutative); with more, MPI and
+ * NCCL choose their reduction order by message size, so buckets may differ in the last bits. */
 size_t shoal_comm_bucket_count(size_t count, size_t bucket_elems); /* 0 when bucket_elems 0 */
 /* Blocking: all buckets, last to first. */
 shoal_status shoal_comm_allreduce_bucketed(shoal_comm *c, void *buf, size_t count, shoal_dtype dt,
