@@ -10,6 +10,7 @@
 #include "common/limits.h"
 #include "test.h"
 #include "worker/dist/comm.h"
+#include "worker/dist/watchdog.h"
 
 static void test_backend_names(void) {
     shoal_comm_backend b;
@@ -272,6 +273,39 @@ static void test_bucketer_rules(void) {
     shoal_comm_free(c);
 }
 
+/* The liveness ring's wire: malformed input is refused, never trusted. */
+static void test_watchdog_wire(void) {
+    char type = 0;
+    int rank = 0;
+    const unsigned char bye[5] = {'B', 0, 0, 0, 0}, lost1[5] = {'L', 0, 0, 0, 1},
+                        lost_big[5] = {'L', 0, 0, 0, 4}, lost_neg[5] = {'L', 0xff, 0xff, 0xff, 0xff},
+                        junk[5] = {'X', 0, 0, 0, 0};
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(bye, 4, &type, &rank), 0);
+    CHECK(type == 'B' && rank == -1);
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(lost1, 4, &type, &rank), 0);
+    CHECK(type == 'L' && rank == 1);
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(lost_big, 4, &type, &rank), -1);
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(lost_neg, 4, &type, &rank), -1);
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(junk, 4, &type, &rank), -1);
+    CHECK_EQ_INT(shoal_watchdog_decode_msg(lost1, 0, &type, &rank), -1);
+
+    unsigned char h[SHOAL_WD_HELLO_BYTES] = {0x53, 0x48, 0x57, 0x4b, 0, 0, 0, 3};
+    uint64_t nonce = 0x0102030405060708ull;
+    for (int i = 0; i < 8; i++) h[8 + i] = (unsigned char)(nonce >> (56 - 8 * i));
+    CHECK(shoal_watchdog_hello_ok(h, 3, nonce));
+    CHECK(!shoal_watchdog_hello_ok(h, 2, nonce));     /* wrong rank */
+    CHECK(!shoal_watchdog_hello_ok(h, 3, nonce + 1)); /* another job */
+    h[0] = 'X';
+    CHECK(!shoal_watchdog_hello_ok(h, 3, nonce)); /* not our protocol */
+
+    size_t rs = shoal_watchdog_record_size();
+    CHECK(rs >= 64);
+    unsigned char *recs = calloc(2, rs);
+    memset(recs, 0xab, 2 * rs);
+    CHECK_EQ_INT(shoal_watchdog_check_records(recs, 2), SHOAL_ERR_PROTOCOL);
+    free(recs);
+}
+
 int main(void) {
     TEST_RUN(test_backend_names);
     TEST_RUN(test_shard);
@@ -281,5 +315,6 @@ int main(void) {
     TEST_RUN(test_single_collectives);
     TEST_RUN(test_argument_checks);
     TEST_RUN(test_bucketer_rules);
+    TEST_RUN(test_watchdog_wire);
     return TEST_EXIT();
 }

@@ -123,9 +123,37 @@ static void hello_pack(unsigned char out[24], int rank, uint64_t nonce) {
     put_u64be(out + 8, nonce);
     memset(out + 16, 0, 8);
 }
-static int hello_ok(const unsigned char in[24], int want_rank, uint64_t nonce) {
-    return get_u32be(in) == WD_MAGIC && (int)get_u32be(in + 4) == want_rank &&
+int shoal_watchdog_hello_ok(const unsigned char in[SHOAL_WD_HELLO_BYTES], int want_rank,
+                            uint64_t nonce) {
+    return get_u32be(in) == WD_MAGIC && get_u32be(in + 4) == (uint32_t)want_rank &&
            get_u64be(in + 8) == nonce;
+}
+
+int shoal_watchdog_decode_msg(const unsigned char m[SHOAL_WD_MSG_BYTES], int world, char *type,
+                              int *rank) {
+    uint32_t r = get_u32be(m + 1);
+    if (m[0] == 'B') {
+        *type = 'B', *rank = -1;
+        return 0;
+    }
+    if (m[0] == 'L' && world > 0 && r < (uint32_t)world) {
+        *type = 'L', *rank = (int)r;
+        return 0;
+    }
+    return -1;
+}
+
+size_t shoal_watchdog_record_size(void) { return sizeof(rank_rec); }
+
+shoal_status shoal_watchdog_check_records(void *recs, int world) {
+    rank_rec *all = recs;
+    for (int r = 0; r < world; r++) {
+        rank_rec *x = &all[r];
+        x->host[sizeof x->host - 1] = '\0';
+        SHOAL_REQUIRE(x->magic == WD_MAGIC && x->rank == r && x->naddr <= WD_MAX_ADDRS,
+                      SHOAL_ERR_PROTOCOL, "watchdog: rank %d sent a malformed record", r);
+    }
+    return SHOAL_OK;
 }
 
 static void set_nonblock(int fd, int on) {
@@ -156,7 +184,7 @@ static int try_connect(uint32_t addr, uint16_t port, int me, int peer, uint64_t 
     hello_pack(h, me, nonce);
     if (io_full(fd, h, sizeof h, 1, try_deadline) != 0) goto fail;
     if (io_full(fd, r, sizeof r, 0, try_deadline) != 0) goto fail;
-    if (!hello_ok(r, peer, nonce)) goto fail;
+    if (!shoal_watchdog_hello_ok(r, peer, nonce)) goto fail;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
@@ -184,7 +212,7 @@ static void *accept_main(void *arg) {
         unsigned char h[24];
         uint64_t d = deadline_after(WD_CONNECT_TRY_MS);
         if (d > j->deadline_ns) d = j->deadline_ns;
-        if (io_full(fd, h, sizeof h, 0, d) == 0 && hello_ok(h, j->prev, j->nonce)) {
+        if (io_full(fd, h, sizeof h, 0, d) == 0 && shoal_watchdog_hello_ok(h, j->prev, j->nonce)) {
             unsigned char r[24];
             hello_pack(r, j->me, j->nonce);
             if (io_full(fd, r, sizeof r, 1, d) == 0) {
@@ -267,10 +295,11 @@ static void link_readable(shoal_watchdog *wd, int i) {
         l->have += (size_t)k;
         if (l->have < sizeof l->buf) continue;
         l->have = 0;
-        if (l->buf[0] == 'B') {
+        char type = 0;
+        int r = -1;
+        if (shoal_watchdog_decode_msg(l->buf, wd->cfg.world, &type, &r) == 0 && type == 'B') {
             l->bye = 1;
-        } else if (l->buf[0] == 'L') {
-            int r = (int)get_u32be(l->buf + 1);
+        } else if (type == 'L') {
             char how[96];
             snprintf(how, sizeof how, "reported by rank %d", l->peer);
             note_lost(wd, r, i, how);
@@ -368,12 +397,7 @@ shoal_status shoal_watchdog_start(shoal_watchdog **out, const shoal_watchdog_con
         local_addrs(&me);
     }
     SHOAL_CHECK_GOTO(cfg->allgather(cfg->ctx, &me, wd->recs, sizeof me));
-    for (int r = 0; r < cfg->world; r++) {
-        rank_rec *x = &wd->recs[r];
-        x->host[sizeof x->host - 1] = '\0';
-        SHOAL_REQUIRE_GOTO(x->magic == WD_MAGIC && x->rank == r && x->naddr <= WD_MAX_ADDRS,
-                           SHOAL_ERR_PROTOCOL, "watchdog: rank %d sent a malformed record", r);
-    }
+    SHOAL_CHECK_GOTO(shoal_watchdog_check_records(wd->recs, cfg->world));
 
     if (cfg->world > 1) {
         uint64_t nonce = wd->recs[0].nonce;

@@ -61,4 +61,20 @@ double shoal_watchdog_busy_s(const shoal_watchdog *wd);
 const char *shoal_watchdog_host(const shoal_watchdog *wd, int r);
 int shoal_watchdog_pid(const shoal_watchdog *wd, int r);
 
+/* ---- the wire, as pure functions (tests/dist/test_comm_unit.c, tests/fuzz/fuzz_watchdog_wire.c) */
+#define SHOAL_WD_MSG_BYTES 5
+#define SHOAL_WD_HELLO_BYTES 24
+/* A 5-byte ring message: 'B' (goodbye) or 'L' + big-endian rank in [0, world). Returns 0 and
+ * fills type/rank, or -1 for anything else. */
+int shoal_watchdog_decode_msg(const unsigned char m[SHOAL_WD_MSG_BYTES], int world, char *type,
+                              int *rank);
+/* 1 when a hello carries the magic, want_rank and the job's nonce. */
+int shoal_watchdog_hello_ok(const unsigned char h[SHOAL_WD_HELLO_BYTES], int want_rank,
+                            uint64_t nonce);
+/* Bytes of one rank's record in the start-up allgather. */
+size_t shoal_watchdog_record_size(void);
+/* Check world records as received (magic, rank field == index, address count, host name
+ * terminated, which it forces); PROTOCOL naming the first bad rank. */
+shoal_status shoal_watchdog_check_records(void *recs, int world);
+
 #endif
