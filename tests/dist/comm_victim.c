@@ -12,13 +12,21 @@
 #include "common/timeutil.h"
 #include "worker/dist/comm.h"
 
+/* The hook a trainer uses to tell the coordinator; the script checks it ran. */
+static void on_fatal(void *arg, int lost_rank, const char *why) {
+    (void)arg;
+    fprintf(stderr, "comm_victim on_fatal: lost rank %d (%.40s...)\n", lost_rank, why);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: comm_victim PIDFILE TIMEOUT_MS\n");
         return 2;
     }
     shoal_comm *c = NULL;
-    shoal_comm_options o = {.backend = SHOAL_COMM_MPI, .timeout_ms = strtoull(argv[2], NULL, 10)};
+    shoal_comm_options o = {.backend = SHOAL_COMM_MPI,
+                            .timeout_ms = strtoull(argv[2], NULL, 10),
+                            .on_fatal = on_fatal};
     if (shoal_comm_init(&c, &o) != SHOAL_OK) return 1;
     int rank = shoal_comm_rank(c);
     static float buf[1 << 18];

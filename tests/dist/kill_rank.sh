@@ -72,7 +72,8 @@ run_case() { # name signal extra-mpirun-args timeout_ms [np]
 
 run_case "kill -9, --enable-recovery" KILL "--enable-recovery" 30000
 if [ "$RC0" = 75 ] && [ "$RC" -ne 124 ] && under60 \
-   && grep -q "lost rank 1" "$tmp/out" && grep -q "exiting with status 75" "$tmp/out"; then
+   && grep -q "lost rank 1" "$tmp/out" && grep -q "exiting with status 75" "$tmp/out" \
+   && grep -q "on_fatal: lost rank 1 " "$tmp/out"; then
   ok "kill -9 of rank 1: rank 0 exits non-zero in ${ELAPSED} s naming rank 1"
 else bad "kill -9 of rank 1 (--enable-recovery): rank 0 status $RC0 after $ELAPSED s"; fi
 
@@ -84,7 +85,7 @@ else bad "kill -9 of rank 1 (plain mpirun): status $RC after $ELAPSED s"; fi
 
 run_case "SIGSTOP, --enable-recovery" STOP "--enable-recovery" 3000
 if [ "$RC0" = 75 ] && [ "$RC" -ne 124 ] && under60 \
-   && grep -q "allreduce hung" "$tmp/out"; then
+   && grep -q "allreduce hung" "$tmp/out" && grep -q "on_fatal: lost rank -1 " "$tmp/out"; then
   ok "stopped rank 1: rank 0 reports the hung allreduce after ${ELAPSED} s and exits non-zero"
 else bad "stopped rank 1: rank 0 status $RC0 after $ELAPSED s"; fi
 
