@@ -1,12 +1,13 @@
 /* bpe_encode.c: encode (pre-tokenise, then BPE each piece) and decode.
  *
  * The merge loop is the usual priority-queue form of GPT-2's bpe(): symbols in a linked list,
- * a min-heap of (rank, position) for adjacent pairs that have a merge; popping the lowest
- * rank, leftmost first, and skipping entries made stale by earlier merges. That applies the
- * same merges in the same order as encoder.py's "merge every occurrence of the best bigram,
- * left to right" whenever a merged token's rank is below the ranks of the merges that use it
- * (true of every trained merge list, GPT-2's included), in O(n log n) per piece instead of
- * O(n^2), so a hostile megabyte-long "word" costs milliseconds.
+ * a min-heap of (rank, position) for adjacent pairs that have a merge, popping the lowest
+ * rank, leftmost first, and skipping entries made stale by earlier merges. encoder.py merges
+ * every occurrence of the best bigram, left to right, before it looks at the pairs those
+ * merges created; to match it exactly even for merge lists whose ranks are out of training
+ * order, the new pairs of a merge are pushed only once every entry of the current rank has
+ * been popped. O(n log n) per piece instead of O(n^2): a hostile megabyte-long "word" costs
+ * milliseconds.
  * A per-call cache (piece bytes -> where its ids were first written) skips BPE for repeated
  * words; keeping it per call keeps encode free of locks and the tokenizer immutable.
  * Tested by tests/tokenizer/test_tokenizer_ref.c (reference ids), test_tokenizer_load.c, the
@@ -37,6 +38,8 @@ typedef struct {
     int32_t *sym, *prv, *nxt;
     uint64_t *heap; /* capacity 3*cap */
     size_t cap, heap_n;
+    int32_t *pend; /* capacity 2*cap: symbols whose pairs wait for the current rank to end */
+    size_t n_pend;
     /* output */
     int32_t *ids;
     size_t n_ids, ids_cap;
@@ -50,6 +53,7 @@ static void scratch_free(scratch *s) {
     free(s->prv);
     free(s->nxt);
     free(s->heap);
+    free(s->pend);
     free(s->ids);
     free(s->cache);
 }
@@ -75,11 +79,13 @@ static shoal_status reserve_syms(scratch *s, size_t n) {
     free(s->prv);
     free(s->nxt);
     free(s->heap);
+    free(s->pend);
+    s->pend = malloc(2 * cap * sizeof *s->pend);
     s->sym = malloc(cap * sizeof *s->sym);
     s->prv = malloc(cap * sizeof *s->prv);
     s->nxt = malloc(cap * sizeof *s->nxt);
     s->heap = malloc(3 * cap * sizeof *s->heap);
-    s->cap = (s->sym && s->prv && s->nxt && s->heap) ? cap : 0;
+    s->cap = (s->sym && s->prv && s->nxt && s->heap && s->pend) ? cap : 0;
     SHOAL_REQUIRE(s->cap, SHOAL_ERR_NOMEM, "encode: out of memory for a %zu-byte piece", n);
     return SHOAL_OK;
 }
@@ -132,19 +138,28 @@ static shoal_status bpe_piece(const shoal_tokenizer *t, scratch *s, const uint8_
         s->nxt[k] = k + 1 < n ? (int32_t)k + 1 : -1;
     }
     s->heap_n = 0;
+    s->n_pend = 0;
     for (size_t k = 0; k + 1 < n; k++) push_pair(t, s, (int32_t)k);
     while (s->heap_n) {
         uint64_t top = heap_pop(s);
         int32_t k = (int32_t)(uint32_t)top, j = s->nxt[k];
-        if (s->sym[k] < 0 || j < 0) continue;
-        int64_t slot = shoal_tok_merge_find(t, s->sym[k], s->sym[j]);
-        if (slot < 0 || t->mrank[slot] != (uint32_t)(top >> 32)) continue; /* stale entry */
-        s->sym[k] = t->mres[slot];
-        s->sym[j] = -1;
-        s->nxt[k] = s->nxt[j];
-        if (s->nxt[j] >= 0) s->prv[s->nxt[j]] = k;
-        if (s->prv[k] >= 0) push_pair(t, s, s->prv[k]);
-        push_pair(t, s, k);
+        if (s->sym[k] >= 0 && j >= 0) {
+            int64_t slot = shoal_tok_merge_find(t, s->sym[k], s->sym[j]);
+            if (slot >= 0 && t->mrank[slot] == (uint32_t)(top >> 32)) { /* else stale */
+                s->sym[k] = t->mres[slot];
+                s->sym[j] = -1;
+                s->nxt[k] = s->nxt[j];
+                if (s->nxt[j] >= 0) s->prv[s->nxt[j]] = k;
+                if (s->prv[k] >= 0) s->pend[s->n_pend++] = s->prv[k];
+                s->pend[s->n_pend++] = k;
+            }
+        }
+        /* The rank is done: now the pairs its merges created may compete. */
+        if (s->n_pend && (!s->heap_n || (s->heap[0] >> 32) != (top >> 32))) {
+            for (size_t p = 0; p < s->n_pend; p++)
+                if (s->sym[s->pend[p]] >= 0) push_pair(t, s, s->pend[p]);
+            s->n_pend = 0;
+        }
     }
     size_t m = 0;
     for (int32_t k = 0; k >= 0; k = s->nxt[k]) m++;
