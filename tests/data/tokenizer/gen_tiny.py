@@ -159,6 +159,26 @@ def main():
     for case, files in bad.items():
         for name, text in files.items():
             write(f"{out}/bad/{case}/{name}", text)
+    # Fuzz seeds for tests/fuzz/fuzz_tokenizer.c: first byte 0 = text, 1 = vocab NUL merges,
+    # 2 = tokenizer.json.
+    seeds = {
+        "text_english": b"\x00The quick brown fox, don't you think? It's 2024.\n\n",
+        "text_unicode": b"\x00" + "café Привет 你好 🎉 ²³ \u00a0\u0085x".encode(),
+        "text_invalid": b"\x00a\x80b \xe2\x82 \xed\xa0\x80 \xf5\xff\xfe\x00 z",
+        "text_spaces": b"\x00   \t\t \n\r\n  x  ",
+        "vm_tiny": b"\x01" + vj.encode() + b"\x00" + mt.encode(),
+        "tj_tiny": b"\x02" + json.dumps(tokenizer_json(vocab, False), ensure_ascii=False).encode(),
+        "tj_pairs": b"\x02" + json.dumps(tokenizer_json(vocab, True), ensure_ascii=False).encode(),
+    }
+    for case in ("id_duplicate", "merge_unknown_token", "missing_byte", "json_syntax"):
+        f = bad[case]
+        seeds["vm_bad_" + case] = b"\x01" + f["vocab.json"].encode() + b"\x00" + f["merges.txt"].encode()
+    for case in ("tj_added_conflict", "tj_bad_merge", "tj_prefix_space"):
+        seeds["tj_bad_" + case] = b"\x02" + bad[case]["tokenizer.json"].encode()
+    os.makedirs(f"{out}/fuzz_seeds", exist_ok=True)
+    for name, data in seeds.items():
+        with open(f"{out}/fuzz_seeds/{name}.bin", "wb") as f:
+            f.write(data)
     print(f"tiny vocabulary: {len(vocab)} tokens, {len(MERGES)} merges; {len(bad)} bad cases")
 
 
