@@ -46,9 +46,9 @@ static void test_tiny_bpe(void) {
     if (!t) return;
     CHECK_EQ_INT(shoal_tokenizer_vocab_size(t), 283);
     CHECK_EQ_INT(shoal_tokenizer_eot_id(t), id_of("<|endoftext|>"));
-    const char *a[] = {"\xc4\xa0the", "\xc4\xa0" "cat", "\xc4\xa0sat", "\xc4\xa0" "and"};
+    const char *a[] = {"\xc4\xa0the", ("\xc4\xa0" "cat"), "\xc4\xa0sat", ("\xc4\xa0" "and")};
     check_tokens(t, " the cat sat and", a, 4);
-    const char *b[] = {"\xc4\xa0" "a", "t", "e"}; /* (Ġ,a) ranks before (a,t) */
+    const char *b[] = {("\xc4\xa0" "a"), "t", "e"}; /* (Ġ,a) ranks before (a,t) */
     check_tokens(t, " ate", b, 3);
     const char *c[] = {"123", "'s", "\xc4\x8a\xc4\x8a"};
     check_tokens(t, "123's\n\n", c, 3);

@@ -210,9 +210,11 @@ shoal_status shoal_tokenizer_encode(const shoal_tokenizer *t, const char *text, 
     scratch s = {0};
     const uint8_t *u = (const uint8_t *)text;
     SHOAL_CHECK_GOTO(reserve_ids(&s, len / 4 + 16));
-    s.cache = calloc(1024, sizeof *s.cache);
+    /* Start small (short prompts are the common call) and grow at half load. */
+    s.cmask = 63;
+    while (s.cmask < 4095 && (s.cmask + 1) * 8 < len) s.cmask = s.cmask * 2 + 1;
+    s.cache = calloc(s.cmask + 1, sizeof *s.cache);
     SHOAL_REQUIRE_GOTO(s.cache, SHOAL_ERR_NOMEM, "encode: out of memory");
-    s.cmask = 1023;
     size_t pos = 0;
     while (pos < len) {
         size_t end = shoal_pretok_next(u, len, pos), n = end - pos;
