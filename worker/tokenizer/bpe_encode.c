@@ -8,8 +8,11 @@
  * order, the new pairs of a merge are pushed only once every entry of the current rank has
  * been popped. O(n log n) per piece instead of O(n^2): a hostile megabyte-long "word" costs
  * milliseconds.
- * A per-call cache (piece bytes -> where its ids were first written) skips BPE for repeated
- * words; keeping it per call keeps encode free of locks and the tokenizer immutable.
+ * Two shortcuts skip the merge loop. At load, every token whose own bytes BPE to exactly that
+ * token is marked "whole"; a piece found in the vocabulary with that mark is its own id (most
+ * English words with their leading space). Otherwise a per-call cache (piece bytes -> where
+ * its ids were first written) serves repeated pieces; keeping it per call keeps encode free
+ * of locks and the tokenizer immutable.
  * Tested by tests/tokenizer/test_tokenizer_ref.c (reference ids), test_tokenizer_load.c, the
  * fuzz target (round trip on arbitrary bytes) and bench/tokenizer.
  */
@@ -225,6 +228,13 @@ shoal_status shoal_tokenizer_encode(const shoal_tokenizer *t, const char *text, 
             pos = end;
             continue;
         }
+        int32_t id = shoal_tok_lookup(t, u + pos, n);
+        if (id >= 0 && t->whole[id]) {
+            SHOAL_CHECK_GOTO(reserve_ids(&s, 1));
+            s.ids[s.n_ids++] = id;
+            pos = end;
+            continue;
+        }
         uint64_t h = shoal_tok_hash_bytes(u + pos, n);
         size_t ci = cache_find(&s, u, pos, n, h);
         cache_slot *c = &s.cache[ci];
@@ -243,6 +253,24 @@ shoal_status shoal_tokenizer_encode(const shoal_tokenizer *t, const char *text, 
     *ids = s.ids;
     *n_ids = s.n_ids;
     s.ids = NULL;
+cleanup:
+    scratch_free(&s);
+    return st;
+}
+
+shoal_status shoal_tok_mark_whole(shoal_tokenizer *t) {
+    shoal_status st = SHOAL_OK;
+    scratch s = {0};
+    t->whole = calloc((size_t)t->n_vocab, 1);
+    SHOAL_REQUIRE(t->whole, SHOAL_ERR_NOMEM, "tokenizer: out of memory");
+    for (int id = 0; id < t->n_vocab; id++) {
+        const uint8_t *p = t->blob + t->tok_off[id];
+        size_t n = t->tok_off[id + 1] - t->tok_off[id];
+        if (n == 0) continue;
+        s.n_ids = 0;
+        SHOAL_CHECK_GOTO(bpe_piece(t, &s, p, n));
+        t->whole[id] = s.n_ids == 1 && s.ids[0] == id;
+    }
 cleanup:
     scratch_free(&s);
     return st;

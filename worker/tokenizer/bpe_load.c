@@ -312,6 +312,7 @@ static shoal_status load_vm(const char *vj, size_t vlen, const char *vwhat, cons
     SHOAL_CHECK_GOTO(new_tokenizer(&t));
     SHOAL_CHECK_GOTO(builder_finish(&b, t, vwhat));
     SHOAL_CHECK_GOTO(merges_from_text(t, b.dec, mt, mlen, mwhat));
+    SHOAL_CHECK_GOTO(shoal_tok_mark_whole(t));
     *out = t;
     t = NULL;
 cleanup:
@@ -421,6 +422,7 @@ static shoal_status load_tj(const char *json, size_t len, const char *what,
                            what, i);
         SHOAL_CHECK_GOTO(merge_add(t, b.dec, l, ll, r, rl, what, i));
     }
+    SHOAL_CHECK_GOTO(shoal_tok_mark_whole(t));
     *out = t;
     t = NULL;
 cleanup:
@@ -444,6 +446,7 @@ void shoal_tokenizer_free(shoal_tokenizer *t) {
     free(t->mkey);
     free(t->mrank);
     free(t->mres);
+    free(t->whole);
     free(t);
 }
 

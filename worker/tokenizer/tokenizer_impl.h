@@ -24,7 +24,12 @@ struct shoal_tokenizer {
     int32_t *mres;   /* id of the merged token */
     uint32_t mmask;
     int32_t eot;
+    uint8_t *whole; /* (n_vocab): 1 when BPE of the token's own bytes gives exactly that token,
+                       so a piece found in the vocabulary needs no merge loop */
 };
+
+/* Fill t->whole (bpe_encode.c); called once the merges are loaded. */
+shoal_status shoal_tok_mark_whole(struct shoal_tokenizer *t);
 
 static inline uint64_t shoal_tok_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a, 64-bit */
