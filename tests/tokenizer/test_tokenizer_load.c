@@ -156,6 +156,7 @@ static void test_malformed(void) {
         {"tj_prefix_space", "add_prefix_space", SHOAL_ERR_UNSUPPORTED},
         {"tj_no_pretokenizer", "pre_tokenizer must be ByteLevel", SHOAL_ERR_UNSUPPORTED},
         {"tj_normalizer", "normalizer", SHOAL_ERR_UNSUPPORTED},
+        {"tj_ignore_merges", "ignore_merges", SHOAL_ERR_UNSUPPORTED},
         {"tj_bad_merge", "model.merges[26]", SHOAL_ERR_FORMAT},
         {"tj_added_conflict", "used by two different tokens", SHOAL_ERR_FORMAT},
         {"tj_no_vocab", "vocabulary must be a JSON object", SHOAL_ERR_FORMAT},

@@ -348,6 +348,12 @@ static shoal_status check_tokenizer_json(const json_t *doc, const char *what) {
                       SHOAL_ERR_UNSUPPORTED, "%s: model.%s is not supported by byte-level BPE",
                       what, fields[i]);
     }
+    int ignore_merges = 0;
+    SHOAL_CHECK(shoal_json_get_bool(model, "ignore_merges", 0, what, &ignore_merges));
+    SHOAL_REQUIRE(!ignore_merges, SHOAL_ERR_UNSUPPORTED,
+                  "%s: model.ignore_merges=true (whole words looked up before BPE) is not GPT-2's "
+                  "BPE and is not supported",
+                  what);
     const json_t *norm = json_object_get(doc, "normalizer");
     SHOAL_REQUIRE(!norm || json_is_null(norm), SHOAL_ERR_UNSUPPORTED,
                   "%s: a normalizer is not supported (GPT-2 has none)", what);

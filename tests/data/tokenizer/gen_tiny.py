@@ -149,6 +149,8 @@ def main():
     bad["tj_no_pretokenizer"] = {"tokenizer.json": json.dumps(np_, ensure_ascii=False)}
     nm = json.loads(json.dumps(tj)); nm["normalizer"] = {"type": "NFC"}
     bad["tj_normalizer"] = {"tokenizer.json": json.dumps(nm, ensure_ascii=False)}
+    im = json.loads(json.dumps(tj)); im["model"]["ignore_merges"] = True
+    bad["tj_ignore_merges"] = {"tokenizer.json": json.dumps(im, ensure_ascii=False)}
     bm = json.loads(json.dumps(tj)); bm["model"]["merges"].append(["a"])
     bad["tj_bad_merge"] = {"tokenizer.json": json.dumps(bm, ensure_ascii=False)}
     at = json.loads(json.dumps(tj)); at["added_tokens"].append({"id": vocab[first], "content": "<pad>"})
