@@ -32,8 +32,10 @@ static int read_stdin(char **data, size_t *len, uint64_t max) {
     for (;;) {
         if (n == cap) {
             if (cap >= max) {
-                fprintf(stderr, "shoal tokenize: input is larger than %llu bytes (limit "
-                                "read_file_bytes)\n", (unsigned long long)max);
+                fprintf(stderr,
+                        "shoal tokenize: input is larger than %llu bytes (limit "
+                        "read_file_bytes)\n",
+                        (unsigned long long)max);
                 free(buf);
                 return -1;
             }
@@ -67,7 +69,8 @@ static int do_encode(const shoal_tokenizer *t, const char *in, size_t n) {
         fprintf(stderr, "shoal tokenize: encode: %s\n", shoal_status_str(st));
         return 1;
     }
-    for (size_t i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+    for (size_t i = 0; i < n_ids; i++)
+        printf(i ? " %d" : "%d", (int)ids[i]);
     printf("\n");
     free(ids);
     return fflush(stdout) == 0 ? 0 : 1;
@@ -81,7 +84,8 @@ static int do_decode(const shoal_tokenizer *t, char *in, size_t n) {
     char *p = in;
     int rc = 1;
     for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
         if (!*p) break;
         char *end;
         errno = 0;

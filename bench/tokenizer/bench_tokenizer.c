@@ -44,7 +44,8 @@ typedef struct {
 
 static void put(buf *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 1 << 20;
+        while (b->n + n + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 1 << 20;
         b->p = realloc(b->p, b->cap);
         if (!b->p) exit(1);
     }
@@ -59,17 +60,20 @@ static void make_corpus(const char *src, size_t len, size_t want, buf *out) {
     int ns = 0;
     size_t i = 0;
     while (i < len && ns < 512) {
-        while (i < len && (src[i] == ' ' || src[i] == '\n')) i++;
+        while (i < len && (src[i] == ' ' || src[i] == '\n'))
+            i++;
         size_t st = i;
-        while (i < len && !(strchr(".?!", src[i]) && (i + 1 == len || src[i + 1] == ' ' || src[i + 1] == '\n'))) i++;
+        while (i < len && !(strchr(".?!", src[i]) &&
+                            (i + 1 == len || src[i + 1] == ' ' || src[i + 1] == '\n')))
+            i++;
         if (i < len) i++;
         if (i > st) {
             sent[ns] = src + st;
             slen[ns++] = i - st;
         }
     }
-    static const char *syl[] = {"ka", "ven", "dro", "li", "mar", "tesh", "ol", "qui", "zan", "bel",
-                                "rho", "sti", "nu", "gor", "ae", "fyn"};
+    static const char *syl[] = {"ka",  "ven", "dro", "li",  "mar", "tesh", "ol", "qui",
+                                "zan", "bel", "rho", "sti", "nu",  "gor",  "ae", "fyn"};
     int in_para = 0;
     while (out->n < want) {
         int k = (int)(next_rand() % (uint32_t)ns);
@@ -101,7 +105,9 @@ int main(int argc, char **argv) {
     char dir[1024];
     const char *env = getenv("SHOAL_VOCAB_DIR");
     snprintf(dir, sizeof dir, "%s", env && env[0] ? env : "");
-    if (!dir[0]) snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab", getenv("HOME") ? getenv("HOME") : "");
+    if (!dir[0])
+        snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab",
+                 getenv("HOME") ? getenv("HOME") : "");
     shoal_tokenizer *t = NULL;
     double t0 = shoal_now_s();
     if (shoal_tokenizer_load(dir, &t) != SHOAL_OK) {
@@ -111,7 +117,8 @@ int main(int argc, char **argv) {
     double load_s = shoal_now_s() - t0;
     const char *srcdir = getenv("SHOAL_SOURCE_DIR");
     char path[1200];
-    snprintf(path, sizeof path, "%s/bench/tokenizer/english.txt", srcdir && srcdir[0] ? srcdir : SHOAL_SOURCE_DIR_DEFAULT);
+    snprintf(path, sizeof path, "%s/bench/tokenizer/english.txt",
+             srcdir && srcdir[0] ? srcdir : SHOAL_SOURCE_DIR_DEFAULT);
     char *src = NULL;
     size_t srclen = 0;
     if (shoal_file_read(path, 1 << 24, &src, &srclen) != SHOAL_OK) return 1;
@@ -173,7 +180,8 @@ int main(int argc, char **argv) {
         if (fscanf(la, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
         fclose(la);
     }
-    printf("load average %.1f (MB/s per CPU-second is the figure; wall-clock beside it)\n", load[0]);
+    printf("load average %.1f (MB/s per CPU-second is the figure; wall-clock beside it)\n",
+           load[0]);
     printf("%-34s %10s %10s\n", "case", "MB/s cpu", "MB/s wall");
     printf("%-34s %10.1f %10.1f   (%zu tokens, %.2f bytes/token)\n", "encode, one call", one, one_w,
            n_ids, (double)corpus.n / (double)n_ids);

@@ -39,7 +39,8 @@ static const shoal_tokenizer *text_tokenizer(void) {
     if (env && env[0])
         snprintf(dir, sizeof dir, "%s", env);
     else
-        snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab", getenv("HOME") ? getenv("HOME") : "");
+        snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab",
+                 getenv("HOME") ? getenv("HOME") : "");
     if (shoal_tokenizer_load(dir, &t) != SHOAL_OK &&
         shoal_tokenizer_load(SHOAL_TOKENIZER_TINY_DIR, &t) != SHOAL_OK) {
         fprintf(stderr, "fuzz_tokenizer: cannot load %s or %s\n", dir, SHOAL_TOKENIZER_TINY_DIR);

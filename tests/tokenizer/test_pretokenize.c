@@ -16,7 +16,8 @@ static void pieces(const char *s, char *out, size_t cap) {
     while (pos < len && k + 2 < cap) {
         size_t end = shoal_pretok_next((const uint8_t *)s, len, pos);
         if (pos) out[k++] = '|';
-        for (size_t i = pos; i < end && k + 2 < cap; i++) out[k++] = s[i];
+        for (size_t i = pos; i < end && k + 2 < cap; i++)
+            out[k++] = s[i];
         pos = end;
     }
     out[k] = '\0';
@@ -31,7 +32,8 @@ static void pieces(const char *s, char *out, size_t cap) {
 
 static void test_regex_branches(void) {
     CHECK_PIECES("Hello world", "Hello| world");
-    CHECK_PIECES("don't I'm we've you're they'll he'd it's", "don|'t| I|'m| we|'ve| you|'re| they|'ll| he|'d| it|'s");
+    CHECK_PIECES("don't I'm we've you're they'll he'd it's",
+                 "don|'t| I|'m| we|'ve| you|'re| they|'ll| he|'d| it|'s");
     CHECK_PIECES("DON'T", "DON|'|T");
     CHECK_PIECES("'sup", "'s|up");
     CHECK_PIECES("!'s", "!'|s");
@@ -51,9 +53,12 @@ static void test_regex_branches(void) {
     CHECK_PIECES("  !!", " | !!");
     CHECK_PIECES("...?!", "...?!");
     CHECK_PIECES("caf\xc3\xa9 na\xc3\xafve", "caf\xc3\xa9| na\xc3\xafve");
-    CHECK_PIECES("\xe4\xbd\xa0\xe5\xa5\xbd, \xe4\xb8\x96", "\xe4\xbd\xa0\xe5\xa5\xbd|,| \xe4\xb8\x96");
+    CHECK_PIECES("\xe4\xbd\xa0\xe5\xa5\xbd, \xe4\xb8\x96",
+                 "\xe4\xbd\xa0\xe5\xa5\xbd|,| \xe4\xb8\x96");
     /* U+00A0 is White_Space: it does not join the word after it the way ' ' does */
-    CHECK_PIECES("a\xc2\xa0" "b", "a|\xc2\xa0|b");
+    CHECK_PIECES("a\xc2\xa0"
+                 "b",
+                 "a|\xc2\xa0|b");
     /* U+0085 is White_Space in GPT-2's regex (not in JavaScript's \s) */
     CHECK_PIECES("a\xc2\x85\xc2\x85!", "a|\xc2\x85|\xc2\x85|!");
     /* U+FEFF is not White_Space (JavaScript's \s says it is) */
@@ -66,7 +71,8 @@ static void test_regex_branches(void) {
 static void test_utf8(void) {
     uint32_t cp;
     shoal_uclass c;
-    const uint8_t ok2[] = {0xC3, 0xA9}, ok3[] = {0xE4, 0xBD, 0xA0}, ok4[] = {0xF0, 0x9F, 0x8E, 0x89};
+    const uint8_t ok2[] = {0xC3, 0xA9}, ok3[] = {0xE4, 0xBD, 0xA0},
+                  ok4[] = {0xF0, 0x9F, 0x8E, 0x89};
     CHECK_EQ_INT(shoal_utf8_char(ok2, 2, &cp, &c), 2);
     CHECK_EQ_INT(cp, 0xE9);
     CHECK_EQ_INT(c, SHOAL_UCLASS_LETTER);
@@ -75,10 +81,14 @@ static void test_utf8(void) {
     CHECK_EQ_INT(shoal_utf8_char(ok4, 4, &cp, &c), 4);
     CHECK_EQ_INT(cp, 0x1F389);
     CHECK_EQ_INT(c, SHOAL_UCLASS_OTHER);
-    const uint8_t *bad[] = {(const uint8_t *)"\xC0\xAF", (const uint8_t *)"\xE0\x80\xAF",
-                            (const uint8_t *)"\xED\xA0\x80", (const uint8_t *)"\xF4\x90\x80\x80",
-                            (const uint8_t *)"\xF5\x80\x80\x80", (const uint8_t *)"\x80",
-                            (const uint8_t *)"\xFF", (const uint8_t *)"\xE4\xBD"};
+    const uint8_t *bad[] = {(const uint8_t *)"\xC0\xAF",
+                            (const uint8_t *)"\xE0\x80\xAF",
+                            (const uint8_t *)"\xED\xA0\x80",
+                            (const uint8_t *)"\xF4\x90\x80\x80",
+                            (const uint8_t *)"\xF5\x80\x80\x80",
+                            (const uint8_t *)"\x80",
+                            (const uint8_t *)"\xFF",
+                            (const uint8_t *)"\xE4\xBD"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ_INT(shoal_utf8_char(bad[i], strlen((const char *)bad[i]), &cp, &c), 1);
         CHECK_EQ_INT(cp, 0xFFFFFFFFu);
@@ -94,18 +104,18 @@ static void test_classes(void) {
     CHECK_EQ_INT(shoal_unicode_class('\v'), SHOAL_UCLASS_SPACE);
     CHECK_EQ_INT(shoal_unicode_class(0x1C), SHOAL_UCLASS_OTHER);
     CHECK_EQ_INT(shoal_unicode_class('\''), SHOAL_UCLASS_OTHER);
-    CHECK_EQ_INT(shoal_unicode_class(0x00E9), SHOAL_UCLASS_LETTER);  /* é */
-    CHECK_EQ_INT(shoal_unicode_class(0x0416), SHOAL_UCLASS_LETTER);  /* Ж */
-    CHECK_EQ_INT(shoal_unicode_class(0x4E2D), SHOAL_UCLASS_LETTER);  /* 中 */
-    CHECK_EQ_INT(shoal_unicode_class(0x0301), SHOAL_UCLASS_OTHER);   /* combining acute: Mn */
-    CHECK_EQ_INT(shoal_unicode_class(0x00B2), SHOAL_UCLASS_NUMBER);  /* ² */
-    CHECK_EQ_INT(shoal_unicode_class(0x216B), SHOAL_UCLASS_NUMBER);  /* Ⅻ */
-    CHECK_EQ_INT(shoal_unicode_class(0x0663), SHOAL_UCLASS_NUMBER);  /* ٣ */
+    CHECK_EQ_INT(shoal_unicode_class(0x00E9), SHOAL_UCLASS_LETTER); /* é */
+    CHECK_EQ_INT(shoal_unicode_class(0x0416), SHOAL_UCLASS_LETTER); /* Ж */
+    CHECK_EQ_INT(shoal_unicode_class(0x4E2D), SHOAL_UCLASS_LETTER); /* 中 */
+    CHECK_EQ_INT(shoal_unicode_class(0x0301), SHOAL_UCLASS_OTHER);  /* combining acute: Mn */
+    CHECK_EQ_INT(shoal_unicode_class(0x00B2), SHOAL_UCLASS_NUMBER); /* ² */
+    CHECK_EQ_INT(shoal_unicode_class(0x216B), SHOAL_UCLASS_NUMBER); /* Ⅻ */
+    CHECK_EQ_INT(shoal_unicode_class(0x0663), SHOAL_UCLASS_NUMBER); /* ٣ */
     CHECK_EQ_INT(shoal_unicode_class(0x00A0), SHOAL_UCLASS_SPACE);
     CHECK_EQ_INT(shoal_unicode_class(0x0085), SHOAL_UCLASS_SPACE);
     CHECK_EQ_INT(shoal_unicode_class(0x3000), SHOAL_UCLASS_SPACE);
     CHECK_EQ_INT(shoal_unicode_class(0xFEFF), SHOAL_UCLASS_OTHER);
-    CHECK_EQ_INT(shoal_unicode_class(0x1F389), SHOAL_UCLASS_OTHER); /* 🎉 */
+    CHECK_EQ_INT(shoal_unicode_class(0x1F389), SHOAL_UCLASS_OTHER);  /* 🎉 */
     CHECK_EQ_INT(shoal_unicode_class(0x1D400), SHOAL_UCLASS_LETTER); /* 𝐀 */
     CHECK_EQ_INT(shoal_unicode_class(0x10FFFF), SHOAL_UCLASS_OTHER);
     /* the generated table: sorted, disjoint, non-empty ranges of a known class */

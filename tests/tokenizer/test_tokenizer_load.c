@@ -15,7 +15,8 @@
 #include "tok_fixtures.h"
 #include "worker/tokenizer/tokenizer.h"
 
-static const char *const layouts[] = {"tiny/hf", "tiny/openai", "tiny/tokjson", "tiny/tokjson_pairs"};
+static const char *const layouts[] = {"tiny/hf", "tiny/openai", "tiny/tokjson",
+                                      "tiny/tokjson_pairs"};
 static json_t *vocab;
 
 static int32_t id_of(const char *tok) {
@@ -25,15 +26,16 @@ static int32_t id_of(const char *tok) {
 }
 
 /* encode text with t and compare with the tokens (disguised strings) in want[]. */
-static void check_tokens(const shoal_tokenizer *t, const char *text, const char *const *want, int n) {
+static void check_tokens(const shoal_tokenizer *t, const char *text, const char *const *want,
+                         int n) {
     int32_t *ids = NULL;
     size_t k = 0;
     CHECK(shoal_tokenizer_encode(t, text, strlen(text), &ids, &k) == SHOAL_OK);
     CHECK_EQ_INT(k, n);
     for (int i = 0; i < n && i < (int)k; i++) {
         if (ids[i] != id_of(want[i])) {
-            fprintf(stderr, "  \"%s\": token %d is id %d, want \"%s\" (%d)\n", text, i, ids[i], want[i],
-                    id_of(want[i]));
+            fprintf(stderr, "  \"%s\": token %d is id %d, want \"%s\" (%d)\n", text, i, ids[i],
+                    want[i], id_of(want[i]));
             CHECK(0);
         }
     }
@@ -46,9 +48,16 @@ static void test_tiny_bpe(void) {
     if (!t) return;
     CHECK_EQ_INT(shoal_tokenizer_vocab_size(t), 283);
     CHECK_EQ_INT(shoal_tokenizer_eot_id(t), id_of("<|endoftext|>"));
-    const char *a[] = {"\xc4\xa0the", ("\xc4\xa0" "cat"), "\xc4\xa0sat", ("\xc4\xa0" "and")};
+    const char *a[] = {"\xc4\xa0the",
+                       ("\xc4\xa0"
+                        "cat"),
+                       "\xc4\xa0sat",
+                       ("\xc4\xa0"
+                        "and")};
     check_tokens(t, " the cat sat and", a, 4);
-    const char *b[] = {("\xc4\xa0" "a"), "t", "e"}; /* (Ġ,a) ranks before (a,t) */
+    const char *b[] = {("\xc4\xa0"
+                        "a"),
+                       "t", "e"}; /* (Ġ,a) ranks before (a,t) */
     check_tokens(t, " ate", b, 3);
     const char *c[] = {"123", "'s", "\xc4\x8a\xc4\x8a"};
     check_tokens(t, "123's\n\n", c, 3);
@@ -73,7 +82,8 @@ static void test_tiny_bpe(void) {
 /* All layouts agree on every reference text, and every text round-trips. */
 static void test_layouts_agree(void) {
     shoal_tokenizer *t[4] = {0};
-    for (int l = 0; l < 4; l++) CHECK(shoal_tokenizer_load(tok_data(layouts[l]), &t[l]) == SHOAL_OK);
+    for (int l = 0; l < 4; l++)
+        CHECK(shoal_tokenizer_load(tok_data(layouts[l]), &t[l]) == SHOAL_OK);
     for (int l = 1; l < 4; l++) {
         CHECK_EQ_INT(shoal_tokenizer_vocab_size(t[l]), shoal_tokenizer_vocab_size(t[0]));
         CHECK_EQ_INT(shoal_tokenizer_eot_id(t[l]), shoal_tokenizer_eot_id(t[0]));
@@ -89,7 +99,8 @@ static void test_layouts_agree(void) {
         int32_t *ids[4] = {0};
         size_t k[4] = {0};
         for (int l = 0; l < 4; l++)
-            if (shoal_tokenizer_encode(t[l], (const char *)in, n, &ids[l], &k[l]) != SHOAL_OK) bad++;
+            if (shoal_tokenizer_encode(t[l], (const char *)in, n, &ids[l], &k[l]) != SHOAL_OK)
+                bad++;
         for (int l = 1; l < 4; l++)
             if (k[l] != k[0] || (k[0] && memcmp(ids[l], ids[0], k[0] * sizeof(int32_t)))) bad++;
         char *out = NULL;
@@ -98,14 +109,16 @@ static void test_layouts_agree(void) {
             memcmp(out, in, n))
             bad++;
         free(out);
-        for (int l = 0; l < 4; l++) free(ids[l]);
+        for (int l = 0; l < 4; l++)
+            free(ids[l]);
         free(in);
         cases++;
     }
     CHECK(cases > 1500);
     CHECK_EQ_INT(bad, 0);
     free(text);
-    for (int l = 0; l < 4; l++) shoal_tokenizer_free(t[l]);
+    for (int l = 0; l < 4; l++)
+        shoal_tokenizer_free(t[l]);
 }
 
 /* Load dir with stderr captured; returns the status, fills log (NUL-terminated). */
@@ -122,8 +135,10 @@ static shoal_status load_capturing(const char *dir, char *log, size_t cap) {
     dup2(saved, 2);
     close(saved);
     shoal_tokenizer_free(t);
-    if (st == SHOAL_OK) CHECK(t != NULL);
-    else CHECK(t == NULL);
+    if (st == SHOAL_OK)
+        CHECK(t != NULL);
+    else
+        CHECK(t == NULL);
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(log, 1, cap - 1, f) : 0;
     log[n] = '\0';
@@ -195,7 +210,8 @@ static void test_limits(void) {
             }
         }
         CHECK(shoal_limit_set(ids[i], old) == SHOAL_OK);
-        CHECK_EQ_INT(shoal_limit_set(ids[i], shoal_limit_describe(ids[i])->ceiling + 1), SHOAL_ERR_LIMIT);
+        CHECK_EQ_INT(shoal_limit_set(ids[i], shoal_limit_describe(ids[i])->ceiling + 1),
+                     SHOAL_ERR_LIMIT);
     }
 }
 
@@ -226,7 +242,8 @@ static void test_copy_files(void) {
     CHECK(shoal_path_exists(extra));
     snprintf(dst2, sizeof dst2, "%s/never", test_tmpdir());
     shoal_log_set_level(SHOAL_LOG_ERROR);
-    CHECK_EQ_INT(shoal_tokenizer_copy_files(tok_data("bad/merge_unknown_token"), dst2), SHOAL_ERR_FORMAT);
+    CHECK_EQ_INT(shoal_tokenizer_copy_files(tok_data("bad/merge_unknown_token"), dst2),
+                 SHOAL_ERR_FORMAT);
     CHECK(!shoal_path_exists(dst2));
     CHECK_EQ_INT(shoal_tokenizer_copy_files(tok_data("bad/empty_dir"), dst2), SHOAL_ERR_NOT_FOUND);
     CHECK(!shoal_path_exists(dst2));

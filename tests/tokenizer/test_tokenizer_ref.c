@@ -49,7 +49,8 @@ static void load_cases(void) {
 
 static size_t count_pieces(const uint8_t *s, size_t n) {
     size_t k = 0;
-    for (size_t p = 0; p < n; k++) p = shoal_pretok_next(s, n, p);
+    for (size_t p = 0; p < n; k++)
+        p = shoal_pretok_next(s, n, p);
     return k;
 }
 
@@ -67,7 +68,8 @@ static int check_case(const shoal_tokenizer *t, const ref_case *c, int verbose) 
         bad = 1;
         if (verbose) {
             fprintf(stderr, "  case %s: ids differ (got %zu ids, want %zu):", c->name, n, c->n_ids);
-            for (size_t i = 0; i < n && i < 24; i++) fprintf(stderr, " %d", ids[i]);
+            for (size_t i = 0; i < n && i < 24; i++)
+                fprintf(stderr, " %d", ids[i]);
             fprintf(stderr, "\n");
         }
     }
@@ -87,7 +89,8 @@ static void test_reference_ids(void) {
     CHECK(n_cases > 1500);
     for (int l = 0; l < 3; l++) {
         int bad = 0;
-        for (int i = 0; i < n_cases; i++) bad += check_case(tok[l], &cases[i], l == 0);
+        for (int i = 0; i < n_cases; i++)
+            bad += check_case(tok[l], &cases[i], l == 0);
         fprintf(stderr, "  layout %d: %d cases, %d differ\n", l, n_cases, bad);
         CHECK_EQ_INT(bad, 0);
     }
@@ -103,7 +106,8 @@ static void test_invalid_utf8(void) {
         size_t n = 0;
         char *text = NULL;
         size_t len = 0;
-        CHECK(shoal_tokenizer_encode(tok[0], (const char *)c->input, c->n_input, &ids, &n) == SHOAL_OK);
+        CHECK(shoal_tokenizer_encode(tok[0], (const char *)c->input, c->n_input, &ids, &n) ==
+              SHOAL_OK);
         CHECK(shoal_tokenizer_decode(tok[0], ids, n, &text, &len) == SHOAL_OK);
         CHECK(len == c->n_input && memcmp(text, c->input, len) == 0);
         CHECK_EQ_INT(count_pieces(c->input, c->n_input), count_pieces(c->ref, c->n_ref));
@@ -143,7 +147,8 @@ static void test_long_piece(void) {
     CHECK(shoal_tokenizer_encode(tok[0], s, n, &ids, &k) == SHOAL_OK);
     CHECK_EQ_INT(k, n / 4);
     int all = 1;
-    for (size_t i = 0; i < k; i++) all &= ids[i] == 24794;
+    for (size_t i = 0; i < k; i++)
+        all &= ids[i] == 24794;
     CHECK(all);
     char *text = NULL;
     size_t len = 0;
@@ -180,15 +185,19 @@ static int thread_bad[4];
 static void *thread_main(void *arg) {
     int k = (int)(intptr_t)arg;
     for (int rep = 0; rep < 3; rep++)
-        for (int i = k; i < n_cases + k; i++) thread_bad[k] += check_case(tok[0], &cases[i % n_cases], 0);
+        for (int i = k; i < n_cases + k; i++)
+            thread_bad[k] += check_case(tok[0], &cases[i % n_cases], 0);
     return NULL;
 }
 
 static void test_threads(void) {
     pthread_t th[4];
-    for (int k = 0; k < 4; k++) CHECK(pthread_create(&th[k], NULL, thread_main, (void *)(intptr_t)k) == 0);
-    for (int k = 0; k < 4; k++) pthread_join(th[k], NULL);
-    for (int k = 0; k < 4; k++) CHECK_EQ_INT(thread_bad[k], 0);
+    for (int k = 0; k < 4; k++)
+        CHECK(pthread_create(&th[k], NULL, thread_main, (void *)(intptr_t)k) == 0);
+    for (int k = 0; k < 4; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < 4; k++)
+        CHECK_EQ_INT(thread_bad[k], 0);
 }
 
 /* Build the other two layouts from encoder.json + vocab.bpe in a scratch directory. */
@@ -232,10 +241,13 @@ done:
 
 int main(void) {
     const char *vocab = tok_vocab_dir();
-    if (!vocab) TEST_SKIP("GPT-2 vocabulary not found (SHOAL_VOCAB_DIR or ~/.cache/shoal/gpt2-vocab; run deploy/install-deps.sh)");
+    if (!vocab)
+        TEST_SKIP("GPT-2 vocabulary not found (SHOAL_VOCAB_DIR or ~/.cache/shoal/gpt2-vocab; run "
+                  "deploy/install-deps.sh)");
     char hf[512], tj[512];
     if (shoal_tokenizer_load(vocab, &tok[0]) != SHOAL_OK || make_layouts(vocab, hf, tj) != 0 ||
-        shoal_tokenizer_load(hf, &tok[1]) != SHOAL_OK || shoal_tokenizer_load(tj, &tok[2]) != SHOAL_OK) {
+        shoal_tokenizer_load(hf, &tok[1]) != SHOAL_OK ||
+        shoal_tokenizer_load(tj, &tok[2]) != SHOAL_OK) {
         fprintf(stderr, "cannot load the GPT-2 vocabulary in all three layouts from %s\n", vocab);
         printf("0 passed, 1 failed\n");
         return 1;
@@ -254,6 +266,7 @@ int main(void) {
         free(cases[i].ids);
     }
     free(cases);
-    for (int l = 0; l < 3; l++) shoal_tokenizer_free(tok[l]);
+    for (int l = 0; l < 3; l++)
+        shoal_tokenizer_free(tok[l]);
     return TEST_EXIT();
 }

@@ -19,7 +19,8 @@ static inline const char *tok_vocab_dir(void) {
     if (env && env[0])
         snprintf(dir, sizeof dir, "%s", env);
     else
-        snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab", getenv("HOME") ? getenv("HOME") : "");
+        snprintf(dir, sizeof dir, "%s/.cache/shoal/gpt2-vocab",
+                 getenv("HOME") ? getenv("HOME") : "");
     char p[1100];
     snprintf(p, sizeof p, "%s/encoder.json", dir);
     return shoal_path_exists(p) ? dir : NULL;
@@ -31,8 +32,8 @@ static inline const char *tok_data(const char *name) {
     static int k;
     const char *src = getenv("SHOAL_SOURCE_DIR");
     char *out = p[k++ & 3];
-    snprintf(out, 1024, "%s/tests/data/tokenizer/%s", src && src[0] ? src : SHOAL_SOURCE_DIR_DEFAULT,
-             name);
+    snprintf(out, 1024, "%s/tests/data/tokenizer/%s",
+             src && src[0] ? src : SHOAL_SOURCE_DIR_DEFAULT, name);
     return out;
 }
 
@@ -62,7 +63,8 @@ static inline int32_t *tok_parse_ids(const char *s, size_t n, size_t *count) {
         if (end == s) break;
         out[(*count)++] = (int32_t)v;
         s = end;
-        while (s < e && *s == ' ') s++;
+        while (s < e && *s == ' ')
+            s++;
     }
     return out;
 }

@@ -64,7 +64,8 @@ static void scratch_free(scratch *s) {
 static shoal_status reserve_ids(scratch *s, size_t more) {
     if (s->n_ids + more <= s->ids_cap) return SHOAL_OK;
     size_t cap = s->ids_cap ? s->ids_cap : 64;
-    while (cap < s->n_ids + more) cap *= 2;
+    while (cap < s->n_ids + more)
+        cap *= 2;
     SHOAL_REQUIRE(cap <= SIZE_MAX / sizeof(int32_t), SHOAL_ERR_NOMEM, "encode: too many ids");
     int32_t *p = realloc(s->ids, cap * sizeof *p);
     SHOAL_REQUIRE(p, SHOAL_ERR_NOMEM, "encode: out of memory for %zu ids", cap);
@@ -76,8 +77,10 @@ static shoal_status reserve_ids(scratch *s, size_t more) {
 static shoal_status reserve_syms(scratch *s, size_t n) {
     if (n <= s->cap) return SHOAL_OK;
     size_t cap = s->cap ? s->cap : 64;
-    while (cap < n) cap *= 2;
-    SHOAL_REQUIRE(cap <= SIZE_MAX / (3 * sizeof(uint64_t)), SHOAL_ERR_NOMEM, "encode: piece too long");
+    while (cap < n)
+        cap *= 2;
+    SHOAL_REQUIRE(cap <= SIZE_MAX / (3 * sizeof(uint64_t)), SHOAL_ERR_NOMEM,
+                  "encode: piece too long");
     free(s->sym);
     free(s->prv);
     free(s->nxt);
@@ -142,7 +145,8 @@ static shoal_status bpe_piece(const shoal_tokenizer *t, scratch *s, const uint8_
     }
     s->heap_n = 0;
     s->n_pend = 0;
-    for (size_t k = 0; k + 1 < n; k++) push_pair(t, s, (int32_t)k);
+    for (size_t k = 0; k + 1 < n; k++)
+        push_pair(t, s, (int32_t)k);
     while (s->heap_n) {
         uint64_t top = heap_pop(s);
         int32_t k = (int32_t)(uint32_t)top, j = s->nxt[k];
@@ -165,21 +169,21 @@ static shoal_status bpe_piece(const shoal_tokenizer *t, scratch *s, const uint8_
         }
     }
     size_t m = 0;
-    for (int32_t k = 0; k >= 0; k = s->nxt[k]) m++;
+    for (int32_t k = 0; k >= 0; k = s->nxt[k])
+        m++;
     SHOAL_CHECK(reserve_ids(s, m));
-    for (int32_t k = 0; k >= 0; k = s->nxt[k]) s->ids[s->n_ids++] = s->sym[k];
+    for (int32_t k = 0; k >= 0; k = s->nxt[k])
+        s->ids[s->n_ids++] = s->sym[k];
     return SHOAL_OK;
 }
 
 /* Cache lookup: slot index for this piece (a hit when its len != 0). */
-static size_t cache_find(const scratch *s, const uint8_t *text, size_t off, size_t n,
-                         uint64_t h) {
+static size_t cache_find(const scratch *s, const uint8_t *text, size_t off, size_t n, uint64_t h) {
     size_t i = (size_t)h & s->cmask;
     for (;;) {
         const cache_slot *c = &s->cache[i];
         if (c->len == 0) return i;
-        if (c->hash == h && c->len == n && memcmp(text + c->text_off, text + off, n) == 0)
-            return i;
+        if (c->hash == h && c->len == n && memcmp(text + c->text_off, text + off, n) == 0) return i;
         i = (i + 1) & s->cmask;
     }
 }
@@ -215,7 +219,8 @@ shoal_status shoal_tokenizer_encode(const shoal_tokenizer *t, const char *text, 
     SHOAL_CHECK_GOTO(reserve_ids(&s, len / 4 + 16));
     /* Start small (short prompts are the common call) and grow at half load. */
     s.cmask = 63;
-    while (s.cmask < 4095 && (s.cmask + 1) * 8 < len) s.cmask = s.cmask * 2 + 1;
+    while (s.cmask < 4095 && (s.cmask + 1) * 8 < len)
+        s.cmask = s.cmask * 2 + 1;
     s.cache = calloc(s.cmask + 1, sizeof *s.cache);
     SHOAL_REQUIRE_GOTO(s.cache, SHOAL_ERR_NOMEM, "encode: out of memory");
     size_t pos = 0;

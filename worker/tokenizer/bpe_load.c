@@ -26,7 +26,8 @@
 #define BYTE_CP_MAX 324 /* 256 + the 68 bytes that are not printable as themselves */
 
 static void byte_decoder(int16_t dec[BYTE_CP_MAX]) {
-    for (int i = 0; i < BYTE_CP_MAX; i++) dec[i] = -1;
+    for (int i = 0; i < BYTE_CP_MAX; i++)
+        dec[i] = -1;
     int n = 0;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
@@ -79,9 +80,8 @@ static shoal_status builder_add(builder *b, int64_t id, const char *s, size_t sl
                                 const char *what) {
     uint64_t vmax = shoal_limit(SHOAL_LIMIT_TOKENIZER_VOCAB);
     SHOAL_REQUIRE(id >= 0 && (uint64_t)id < vmax, id < 0 ? SHOAL_ERR_FORMAT : SHOAL_ERR_LIMIT,
-                  "%s: token \"%.*s\" has id %lld, outside [0, %llu) (limit tokenizer_vocab)",
-                  what, (int)(slen > 64 ? 64 : slen), s, (long long)id,
-                  (unsigned long long)vmax);
+                  "%s: token \"%.*s\" has id %lld, outside [0, %llu) (limit tokenizer_vocab)", what,
+                  (int)(slen > 64 ? 64 : slen), s, (long long)id, (unsigned long long)vmax);
     SHOAL_REQUIRE(b->n < vmax, SHOAL_ERR_LIMIT, "%s: more than %llu tokens (limit tokenizer_vocab)",
                   what, (unsigned long long)vmax);
     if (b->n == b->cap) {
@@ -93,7 +93,8 @@ static shoal_status builder_add(builder *b, int64_t id, const char *s, size_t sl
     }
     if (b->blob_len + slen + 1 > b->blob_cap) {
         size_t cap = b->blob_cap ? b->blob_cap : 4096;
-        while (cap < b->blob_len + slen + 1) cap *= 2;
+        while (cap < b->blob_len + slen + 1)
+            cap *= 2;
         uint8_t *nb = realloc(b->blob, cap);
         SHOAL_REQUIRE(nb, SHOAL_ERR_NOMEM, "%s: out of memory for token bytes", what);
         b->blob = nb;
@@ -113,7 +114,8 @@ static shoal_status builder_add(builder *b, int64_t id, const char *s, size_t sl
 
 static uint32_t pow2_at_least(uint64_t n) {
     uint32_t c = 16;
-    while (c < n) c <<= 1;
+    while (c < n)
+        c <<= 1;
     return c;
 }
 
@@ -127,7 +129,8 @@ static shoal_status builder_finish(builder *b, shoal_tokenizer *t, const char *w
     size_t nv = (size_t)max_id + 1;
     size_t *slot = malloc(nv * sizeof *slot); /* entry index of each id, SIZE_MAX = none */
     SHOAL_REQUIRE(slot, SHOAL_ERR_NOMEM, "%s: out of memory", what);
-    for (size_t i = 0; i < nv; i++) slot[i] = SIZE_MAX;
+    for (size_t i = 0; i < nv; i++)
+        slot[i] = SIZE_MAX;
     for (size_t i = 0; i < b->n; i++) {
         const entry *e = &b->e[i];
         size_t prev = slot[e->id];
@@ -139,8 +142,7 @@ static shoal_status builder_finish(builder *b, shoal_tokenizer *t, const char *w
         int same = p->len == e->len && memcmp(b->blob + p->off, b->blob + e->off, e->len) == 0;
         /* tokenizer.json lists special tokens both in model.vocab and in added_tokens. */
         SHOAL_REQUIRE_GOTO(same && (e->added || p->added), SHOAL_ERR_FORMAT,
-                           "%s: id %lld is used by two different tokens", what,
-                           (long long)e->id);
+                           "%s: id %lld is used by two different tokens", what, (long long)e->id);
     }
     for (size_t i = 0; i < nv; i++)
         SHOAL_REQUIRE_GOTO(slot[i] != SIZE_MAX, SHOAL_ERR_FORMAT,
@@ -172,7 +174,8 @@ static shoal_status builder_finish(builder *b, shoal_tokenizer *t, const char *w
          * for encoding, both decode. */
         if (shoal_tok_lookup(t, p, n) >= 0) continue;
         uint32_t h = (uint32_t)shoal_tok_hash_bytes(p, n) & t->vmap_mask;
-        while (t->vmap[h] >= 0) h = (h + 1) & t->vmap_mask;
+        while (t->vmap[h] >= 0)
+            h = (h + 1) & t->vmap_mask;
         t->vmap[h] = (int32_t)i;
     }
     for (int c = 0; c < 256; c++) {
@@ -237,7 +240,8 @@ static shoal_status merge_add(shoal_tokenizer *t, const int16_t dec[BYTE_CP_MAX]
         h = (uint32_t)found;
     } else {
         h = shoal_tok_hash_pair(key) & t->mmask;
-        while (t->mkey[h] != UINT64_MAX) h = (h + 1) & t->mmask;
+        while (t->mkey[h] != UINT64_MAX)
+            h = (h + 1) & t->mmask;
     }
     t->mkey[h] = key;
     t->mrank[h] = (uint32_t)t->n_merges++;
@@ -251,7 +255,8 @@ cleanup:
 static shoal_status merges_from_text(shoal_tokenizer *t, const int16_t dec[BYTE_CP_MAX],
                                      const char *text, size_t len, const char *what) {
     uint64_t lines = 1;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        lines += text[i] == '\n';
     SHOAL_CHECK(merges_alloc(t, lines, what));
     size_t pos = 0, line = 0;
     while (pos < len) {
@@ -266,10 +271,10 @@ static shoal_status merges_from_text(shoal_tokenizer *t, const int16_t dec[BYTE_
         const char *sp = memchr(s, ' ', n);
         int ok = sp && sp > s && sp < s + n - 1 && !memchr(sp + 1, ' ', (size_t)(s + n - sp - 1));
         SHOAL_REQUIRE(ok && !memchr(s, '\0', n), SHOAL_ERR_FORMAT,
-                      "%s line %zu: expected two tokens separated by one space, got \"%.*s\"",
-                      what, line, (int)(n > 80 ? 80 : n), s);
-        SHOAL_CHECK(merge_add(t, dec, s, (size_t)(sp - s), sp + 1, (size_t)(s + n - sp - 1), what,
-                              line));
+                      "%s line %zu: expected two tokens separated by one space, got \"%.*s\"", what,
+                      line, (int)(n > 80 ? 80 : n), s);
+        SHOAL_CHECK(
+            merge_add(t, dec, s, (size_t)(sp - s), sp + 1, (size_t)(s + n - sp - 1), what, line));
     }
     return SHOAL_OK;
 }
@@ -374,8 +379,7 @@ static shoal_status check_tokenizer_json(const json_t *doc, const char *what) {
     return SHOAL_OK;
 }
 
-static shoal_status load_tj(const char *json, size_t len, const char *what,
-                            shoal_tokenizer **out) {
+static shoal_status load_tj(const char *json, size_t len, const char *what, shoal_tokenizer **out) {
     shoal_status st = SHOAL_OK;
     builder b = {0};
     json_t *doc = NULL;
@@ -402,8 +406,8 @@ static shoal_status load_tj(const char *json, size_t len, const char *what,
     SHOAL_CHECK_GOTO(new_tokenizer(&t));
     SHOAL_CHECK_GOTO(builder_finish(&b, t, what));
     const json_t *merges = json_object_get(model, "merges");
-    SHOAL_REQUIRE_GOTO(json_is_array(merges), SHOAL_ERR_FORMAT,
-                       "%s: model.merges must be an array", what);
+    SHOAL_REQUIRE_GOTO(json_is_array(merges), SHOAL_ERR_FORMAT, "%s: model.merges must be an array",
+                       what);
     SHOAL_CHECK_GOTO(merges_alloc(t, json_array_size(merges), what));
     const json_t *m;
     json_array_foreach(merges, i, m) {
@@ -456,9 +460,13 @@ void shoal_tokenizer_free(shoal_tokenizer *t) {
     free(t);
 }
 
-int shoal_tokenizer_vocab_size(const shoal_tokenizer *t) { return t ? t->n_vocab : 0; }
+int shoal_tokenizer_vocab_size(const shoal_tokenizer *t) {
+    return t ? t->n_vocab : 0;
+}
 
-int32_t shoal_tokenizer_eot_id(const shoal_tokenizer *t) { return t ? t->eot : -1; }
+int32_t shoal_tokenizer_eot_id(const shoal_tokenizer *t) {
+    return t ? t->eot : -1;
+}
 
 /* ---- directories ---- */
 
@@ -491,7 +499,8 @@ static shoal_status detect(const char *dir, layout *out) {
 static shoal_status read_file(const char *dir, const char *name, char *path, char **data,
                               size_t *len) {
     SHOAL_CHECK(shoal_path_join(path, SHOAL_MAX_PATH, dir, name));
-    shoal_status st = shoal_file_read(path, shoal_limit(SHOAL_LIMIT_TOKENIZER_FILE_BYTES), data, len);
+    shoal_status st =
+        shoal_file_read(path, shoal_limit(SHOAL_LIMIT_TOKENIZER_FILE_BYTES), data, len);
     if (st == SHOAL_ERR_LIMIT)
         SHOAL_LOG_ERROR("%s: larger than the limit tokenizer_file_bytes (%llu)", path,
                         (unsigned long long)shoal_limit(SHOAL_LIMIT_TOKENIZER_FILE_BYTES));
@@ -528,10 +537,14 @@ cleanup:
 
 shoal_status shoal_tokenizer_copy_files(const char *src_dir, const char *dst_dir) {
     SHOAL_REQUIRE(src_dir && dst_dir, SHOAL_ERR_INVALID_ARG, "tokenizer: NULL argument");
-    static const char *const names[] = {
-        "vocab.json",       "merges.txt",              "encoder.json",      "vocab.bpe",
-        "tokenizer.json",   "tokenizer_config.json",   "special_tokens_map.json",
-        "added_tokens.json"};
+    static const char *const names[] = {"vocab.json",
+                                        "merges.txt",
+                                        "encoder.json",
+                                        "vocab.bpe",
+                                        "tokenizer.json",
+                                        "tokenizer_config.json",
+                                        "special_tokens_map.json",
+                                        "added_tokens.json"};
     enum { N = sizeof names / sizeof names[0] };
     layout l;
     SHOAL_CHECK(detect(src_dir, &l));
@@ -565,6 +578,7 @@ shoal_status shoal_tokenizer_copy_files(const char *src_dir, const char *dst_dir
     }
 cleanup:
     shoal_tokenizer_free(t);
-    for (int i = 0; i < N; i++) free(data[i]);
+    for (int i = 0; i < N; i++)
+        free(data[i]);
     return st;
 }

@@ -5,25 +5,17 @@
  * tests/tokenizer/test_pretokenize.c and the reference fixtures. */
 #include "worker/tokenizer/pretokenize.h"
 
-/* ASCII classes: letters and digits as \p{L}/\p{N}, \t \n \v \f \r and space as White_Space
- * (U+001C..U+001F are not White_Space, so "other", as in Python's `regex`). */
-static const uint8_t ascii_class[128] = {
-    ['\t'] = SHOAL_UCLASS_SPACE, ['\n'] = SHOAL_UCLASS_SPACE, ['\v'] = SHOAL_UCLASS_SPACE,
-    ['\f'] = SHOAL_UCLASS_SPACE, ['\r'] = SHOAL_UCLASS_SPACE, [' '] = SHOAL_UCLASS_SPACE,
-    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
-    ['8'] = 2, ['9'] = 2,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};
+/* ASCII classes, one digit per code point 0..127 (0 other, 1 letter, 2 number, 3 space):
+ * letters and digits as \p{L}/\p{N}; \t \n \v \f \r and space as White_Space (U+001C..U+001F
+ * are not White_Space, so "other", as in Python's `regex`). */
+static const char ascii_digits[129] = "00000000033333000000000000000000"
+                                      "30000000000000002222222222000000"
+                                      "01111111111111111111111111100000"
+                                      "01111111111111111111111111100000";
+#define ASCII_CLASS(b) ((shoal_uclass)(ascii_digits[(b)] - '0'))
 
 shoal_uclass shoal_unicode_class(uint32_t cp) {
-    if (cp < 128) return (shoal_uclass)ascii_class[cp];
+    if (cp < 128) return ASCII_CLASS(cp);
     int lo = 0, hi = shoal_unicode_n_ranges - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
@@ -38,13 +30,15 @@ shoal_uclass shoal_unicode_class(uint32_t cp) {
     return SHOAL_UCLASS_OTHER;
 }
 
-static inline int is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
+static inline int is_cont(uint8_t b) {
+    return (b & 0xC0) == 0x80;
+}
 
 int shoal_utf8_char(const uint8_t *s, size_t len, uint32_t *cp, shoal_uclass *cls) {
     uint8_t b = s[0];
     if (b < 0x80) {
         *cp = b;
-        *cls = (shoal_uclass)ascii_class[b];
+        *cls = ASCII_CLASS(b);
         return 1;
     }
     uint32_t c;
@@ -87,7 +81,7 @@ invalid:
 static inline shoal_uclass class_at(const uint8_t *s, size_t len, size_t i, int *n) {
     if (s[i] < 0x80) {
         *n = 1;
-        return (shoal_uclass)ascii_class[s[i]];
+        return ASCII_CLASS(s[i]);
     }
     uint32_t cp;
     shoal_uclass cls;

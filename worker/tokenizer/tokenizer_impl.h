@@ -19,7 +19,7 @@ struct shoal_tokenizer {
     uint32_t vmap_mask;
     int32_t byte_id[256]; /* id of each single byte */
     int n_merges;
-    uint64_t *mkey; /* (mmask+1): left << 32 | right; UINT64_MAX = empty */
+    uint64_t *mkey;  /* (mmask+1): left << 32 | right; UINT64_MAX = empty */
     uint32_t *mrank; /* rank (line order) of the merge */
     int32_t *mres;   /* id of the merged token */
     uint32_t mmask;
@@ -33,7 +33,8 @@ shoal_status shoal_tok_mark_whole(struct shoal_tokenizer *t);
 
 static inline uint64_t shoal_tok_hash_bytes(const uint8_t *p, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a, 64-bit */
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
     return h ^ (h >> 29);
 }
 
