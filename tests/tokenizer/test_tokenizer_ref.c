@@ -181,6 +181,42 @@ static void test_random_bytes(void) {
     free(s);
 }
 
+/* One call over a large text (word cache growing, ids buffer growing) must equal encoding
+ * each of its pieces in a call of its own (no cache reuse): the cache changes speed only. */
+static void test_one_call_equals_pieces(void) {
+    size_t cap = 1 << 20, n = 0;
+    char *big = malloc(cap);
+    if (!big) return;
+    for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < n_cases && n + cases[i].n_input + 1 < cap; i++) {
+            memcpy(big + n, cases[i].input, cases[i].n_input);
+            n += cases[i].n_input;
+            big[n++] = rep == 1 ? '\n' : ' ';
+        }
+    }
+    int32_t *all = NULL, *one = NULL;
+    size_t n_all = 0, n_one = 0, k = 0, pos = 0;
+    int same = 1;
+    CHECK(shoal_tokenizer_encode(tok[0], big, n, &all, &n_all) == SHOAL_OK);
+    while (pos < n && same) {
+        size_t end = shoal_pretok_next((const uint8_t *)big, n, pos);
+        if (shoal_tokenizer_encode(tok[0], big + pos, end - pos, &one, &n_one) != SHOAL_OK ||
+            k + n_one > n_all || memcmp(all + k, one, n_one * sizeof *one) != 0) {
+            fprintf(stderr, "  piece at byte %zu differs\n", pos);
+            same = 0;
+        }
+        k += n_one;
+        free(one);
+        one = NULL;
+        pos = end;
+    }
+    CHECK(same);
+    CHECK_EQ_INT(k, n_all);
+    CHECK(n > 100000);
+    free(all);
+    free(big);
+}
+
 static int thread_bad[4];
 static void *thread_main(void *arg) {
     int k = (int)(intptr_t)arg;
@@ -258,6 +294,7 @@ int main(void) {
     TEST_RUN(test_special_ids);
     TEST_RUN(test_long_piece);
     TEST_RUN(test_random_bytes);
+    TEST_RUN(test_one_call_equals_pieces);
     TEST_RUN(test_threads);
     for (int i = 0; i < n_cases; i++) {
         free(cases[i].name);
