@@ -105,6 +105,14 @@ static shoal_status check_msg(const ProtobufCMessage *m, int depth, char *why, s
                 MAX_MESSAGE_DEPTH);
         return SHOAL_ERR_INVALID_ARG;
     }
+    /* protobuf-c rejects field number 0 in a one-byte key but not in an over-long varint key,
+     * and would then re-encode a message that it cannot decode itself (found by fuzzing). */
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+        if (m->unknown_fields[i].tag == 0) {
+            set_why(why, cap, "%s: field number 0 is not allowed", md->short_name);
+            return SHOAL_ERR_INVALID_ARG;
+        }
+    }
     const char *base = (const char *)m;
     for (unsigned i = 0; i < md->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &md->fields[i];

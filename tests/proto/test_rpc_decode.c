@@ -122,6 +122,11 @@ static void test_decode(void) {
     const uint8_t unknown_field[] = {0xf8, 0x01, 0x05};
     CHECK_EQ_INT(dec(unknown_field, sizeof unknown_field, 0, why), SHOAL_OK);
 
+    /* field number 0 hidden in an over-long key: protobuf-c parses it, we refuse it */
+    const uint8_t field_zero[] = {0x85, 0x00, 0x00, 0x00, 0x05, 0x28};
+    CHECK_EQ_INT(dec(field_zero, sizeof field_zero, 0, why), SHOAL_ERR_INVALID_ARG);
+    CHECK(strstr(why, "field number 0") != NULL);
+
     /* validator: reasons come through */
     r.inner = NULL;
     r.text = "this text is far longer than the sixty-four bytes that the validator allows....";
