@@ -1,11 +1,13 @@
 /* rpc_client.c: the gRPC-core client behind shoal_rpc_client_* and shoal_rpc_stream_*.
  *
- * Why this shape (research/infra.md §2.4, §2.5): every call gets its own pluck completion
- * queue, so any number of threads can call through one channel at once (a shared pluck queue
- * allows only 6 concurrent pluckers) and every operation is a blocking batch whose deadline is
- * the call's. Streams are the same grpc_call driven batch by batch: one RECV_MESSAGE per read,
- * one SEND_MESSAGE per write, RECV_STATUS_ON_CLIENT at the end. Responses go through the same
- * decode + check + validate path as requests do on the server.
+ * Why this shape (research/infra.md §2.4, §2.5): every call gets its own completion queue, so
+ * any number of threads can call through one channel at once and every operation is a
+ * blocking batch whose deadline is the call's. Streams are the same grpc_call driven batch by
+ * batch: one RECV_MESSAGE per read, one SEND_MESSAGE per write, RECV_STATUS_ON_CLIENT at the
+ * end. A client stream starts its receive-status batch at open: when the server ends the call
+ * early (a refused message, auth), a pending SEND_MESSAGE would otherwise never complete, so
+ * waiting for any op also watches for the status and cancels the call once it is in. Responses
+ * go through the same decode + check + validate path as requests do on the server.
  * Tested by tests/proto/test_rpc.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
@@ -30,23 +32,69 @@ struct shoal_rpc_stream {
     grpc_call *call;
     grpc_metadata_array init_md, trail_md;
     int got_init_md, finished;
+    int op_tag, status_tag;         /* addresses are the batch tags */
+    int status_started, status_done; /* the receive-status batch */
+    grpc_status_code code;
+    grpc_slice det;
+    grpc_byte_buffer *reply_bb;     /* client stream: the reply, received with the status */
     shoal_status final_st;
     shoal_rpc_result res;
 };
 
 /* ---- batches ---- */
 
-static int run_batch(shoal_rpc_stream *s, const grpc_op *ops, size_t n) {
-    int tag = 0;
-    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, &tag, NULL);
+/* Wait for tag's batch. If the status batch completes first, the server has ended the call:
+ * cancel it so that the op we wait for (a send the server will never read) completes too. */
+static int wait_tag(shoal_rpc_stream *s, void *tag) {
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                   NULL);
+        if (ev.type != GRPC_OP_COMPLETE) return 0;
+        if (ev.tag == &s->status_tag) {
+            s->status_done = 1;
+            if (tag == &s->status_tag) return 1;
+            grpc_call_cancel(s->call, NULL);
+            continue;
+        }
+        if (ev.tag == tag) return ev.success ? 1 : 0;
+    }
+}
+
+static int start_batch(shoal_rpc_stream *s, const grpc_op *ops, size_t n, void *tag) {
+    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         SHOAL_LOG_ERROR("%s: grpc_call_start_batch failed: %s", s->m ? s->m->path : "call",
                         grpc_call_error_to_string(e));
-        return -1;
+        return 0;
     }
-    grpc_event ev = grpc_completion_queue_pluck(s->cq, &tag, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                NULL);
-    return ev.type == GRPC_OP_COMPLETE && ev.success ? 1 : 0;
+    return 1;
+}
+
+/* Run one batch to completion: 1 ok, 0 failed (the call is over), -1 could not start. */
+static int run_batch(shoal_rpc_stream *s, const grpc_op *ops, size_t n) {
+    if (!start_batch(s, ops, n, &s->op_tag)) return -1;
+    return wait_tag(s, &s->op_tag);
+}
+
+/* Start the receive-status batch (with the reply for client streams); does not wait. */
+static int start_status(shoal_rpc_stream *s, int with_reply) {
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (with_reply) {
+        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+        ops[n].op = GRPC_OP_RECV_MESSAGE;
+        ops[n++].data.recv_message.recv_message = &s->reply_bb;
+    }
+    ops[n].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[n].data.recv_status_on_client.trailing_metadata = &s->trail_md;
+    ops[n].data.recv_status_on_client.status = &s->code;
+    ops[n++].data.recv_status_on_client.status_details = &s->det;
+    if (!start_batch(s, ops, n, &s->status_tag)) return 0;
+    s->status_started = 1;
+    if (with_reply) s->got_init_md = 1;
+    return 1;
 }
 
 static shoal_status stream_open(shoal_rpc_client *cli, const shoal_rpc_method *m, const char *path,
@@ -57,9 +105,11 @@ static shoal_status stream_open(shoal_rpc_client *cli, const shoal_rpc_method *m
     s->cli = cli;
     s->m = m;
     s->res.code = -1;
+    s->code = GRPC_STATUS_UNKNOWN;
+    s->det = grpc_empty_slice();
     grpc_metadata_array_init(&s->init_md);
     grpc_metadata_array_init(&s->trail_md);
-    s->cq = grpc_completion_queue_create_for_pluck(NULL);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_slice method = grpc_slice_from_copied_string(path);
     s->call = grpc_channel_create_call(cli->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
                                        shoal_rpc_deadline(timeout_ms > 0 ? timeout_ms
@@ -106,23 +156,18 @@ static shoal_status map_result(shoal_rpc_stream *s, grpc_status_code code, grpc_
     return s->final_st;
 }
 
-/* Receive the final status (once). */
+/* Receive the final status (once), starting the status batch if it is not running yet. */
 static shoal_status recv_status(shoal_rpc_stream *s, int quiet) {
     if (s->finished) return s->final_st;
-    grpc_status_code code = GRPC_STATUS_UNKNOWN;
-    grpc_slice det = grpc_empty_slice();
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    op.data.recv_status_on_client.trailing_metadata = &s->trail_md;
-    op.data.recv_status_on_client.status = &code;
-    op.data.recv_status_on_client.status_details = &det;
-    if (run_batch(s, &op, 1) < 0) {
+    if (!s->status_started && !start_status(s, 0)) {
         s->finished = 1;
         s->final_st = SHOAL_ERR_INTERNAL;
         return s->final_st;
     }
-    return map_result(s, code, det, quiet);
+    if (!s->status_done) wait_tag(s, &s->status_tag);
+    grpc_slice det = s->det;
+    s->det = grpc_empty_slice();
+    return map_result(s, s->code, det, quiet);
 }
 
 static void copy_result(const shoal_rpc_stream *s, shoal_rpc_result *res) {
@@ -439,8 +484,8 @@ shoal_status shoal_rpc_client_writer_open(shoal_rpc_client *cli, const shoal_rpc
     grpc_op op;
     memset(&op, 0, sizeof op);
     initial_md_op(cli, &op, &md);
-    int ok = run_batch(s, &op, 1);
     shoal_status st = SHOAL_OK;
+    int ok = start_status(s, 1) ? run_batch(s, &op, 1) : -1;
     if (ok < 0) st = SHOAL_ERR_INTERNAL;
     else if (!ok) st = recv_status(s, 0);
     *out = s;
@@ -452,7 +497,10 @@ shoal_status shoal_rpc_stream_write(shoal_rpc_stream *s, const ProtobufCMessage 
     SHOAL_REQUIRE(s->m->kind == SHOAL_RPC_CLIENT_STREAM && msg->descriptor == s->m->request,
                   SHOAL_ERR_INVALID_ARG, "rpc stream %s: write needs a client stream and a %s",
                   s->m->path, s->m->request ? s->m->request->name : "?");
-    if (s->finished) return s->final_st == SHOAL_OK ? SHOAL_ERR_COMM : s->final_st;
+    if (s->finished || s->status_done) {
+        shoal_status st = recv_status(s, 1);
+        return st == SHOAL_OK ? SHOAL_ERR_COMM : st;
+    }
     grpc_byte_buffer *bb = NULL;
     SHOAL_CHECK(shoal_rpc_pack(msg, s->cli->max_msg, &bb));
     grpc_op op;
@@ -462,7 +510,7 @@ shoal_status shoal_rpc_stream_write(shoal_rpc_stream *s, const ProtobufCMessage 
     int ok = run_batch(s, &op, 1);
     grpc_byte_buffer_destroy(bb);
     if (ok < 0) return SHOAL_ERR_INTERNAL;
-    if (!ok) { /* the server ended the call: its status says why */
+    if (!ok || s->status_done) { /* the server ended the call: its status says why */
         shoal_status st = recv_status(s, 1);
         return st == SHOAL_OK ? SHOAL_ERR_COMM : st;
     }
@@ -475,37 +523,23 @@ shoal_status shoal_rpc_stream_finish(shoal_rpc_stream *s, ProtobufCMessage **res
     SHOAL_REQUIRE(s->m->kind == SHOAL_RPC_CLIENT_STREAM, SHOAL_ERR_INVALID_ARG,
                   "rpc stream %s: finish is for client streams", s->m->path);
     if (s->finished) return s->final_st == SHOAL_OK ? SHOAL_ERR_PROTOCOL : s->final_st;
-    grpc_byte_buffer *bb = NULL;
-    grpc_status_code code = GRPC_STATUS_UNKNOWN;
-    grpc_slice det = grpc_empty_slice();
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
-    ops[2].op = GRPC_OP_RECV_MESSAGE;
-    ops[2].data.recv_message.recv_message = &bb;
-    ops[3].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[3].data.recv_status_on_client.trailing_metadata = &s->trail_md;
-    ops[3].data.recv_status_on_client.status = &code;
-    ops[3].data.recv_status_on_client.status_details = &det;
-    if (run_batch(s, ops, 4) < 0) {
-        if (bb) grpc_byte_buffer_destroy(bb);
-        return SHOAL_ERR_INTERNAL;
+    if (!s->status_done) {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        if (run_batch(s, &op, 1) < 0) return SHOAL_ERR_INTERNAL;
     }
-    s->got_init_md = 1;
-    shoal_status st = map_result(s, code, det, 1);
+    shoal_status st = recv_status(s, 1);
     if (st == SHOAL_OK) {
-        if (!bb) {
+        if (!s->reply_bb) {
             snprintf(s->res.details, sizeof s->res.details, "server sent OK without a reply");
             s->res.code = SHOAL_RPC_INTERNAL;
             st = s->final_st = SHOAL_ERR_PROTOCOL;
         } else {
-            st = decode_reply(s->cli, s->m, bb, resp, &s->res);
+            st = decode_reply(s->cli, s->m, s->reply_bb, resp, &s->res);
             if (st != SHOAL_OK) s->final_st = st;
         }
     }
-    if (bb) grpc_byte_buffer_destroy(bb);
     return st;
 }
 
@@ -517,12 +551,20 @@ void shoal_rpc_stream_free(shoal_rpc_stream *s) {
     if (!s) return;
     if (s->call) {
         if (!s->finished) grpc_call_cancel(s->call, NULL);
+        if (s->status_started && !s->status_done) wait_tag(s, &s->status_tag);
         grpc_call_unref(s->call);
     }
+    grpc_slice_unref(s->det);
+    if (s->reply_bb) grpc_byte_buffer_destroy(s->reply_bb);
     grpc_metadata_array_destroy(&s->init_md);
     grpc_metadata_array_destroy(&s->trail_md);
     if (s->cq) {
         grpc_completion_queue_shutdown(s->cq);
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                       NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        }
         grpc_completion_queue_destroy(s->cq);
     }
     free(s);

@@ -84,8 +84,6 @@ static void enqueue(shoal_rpc_server *srv, shoal_rpc_call *c);
 /* ---- call helpers (c->mu held unless said) ---- */
 
 static int start_locked(shoal_rpc_call *c, const grpc_op *ops, size_t n, int op) {
-    c->tags[op].c = c;
-    c->tags[op].op = op;
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->tags[op], NULL);
     if (e != GRPC_CALL_OK) {
         SHOAL_LOG_ERROR("grpc_call_start_batch(op %d) failed: %s", op,
@@ -166,8 +164,11 @@ static int request_new_locked(shoal_rpc_server *srv) {
     pthread_cond_init(&c->cv, NULL);
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
-    c->tags[T_NEW].c = c;
-    c->tags[T_NEW].op = T_NEW;
+    /* Tags are written once, here: the CQ thread reads them without the call's lock. */
+    for (int i = 0; i < T_COUNT; i++) {
+        c->tags[i].c = c;
+        c->tags[i].op = i;
+    }
     grpc_call_error e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md,
                                                  srv->cq, srv->cq, &c->tags[T_NEW]);
     if (e != GRPC_CALL_OK) {
