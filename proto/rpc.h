@@ -263,7 +263,10 @@ shoal_status shoal_rpc_client_unary_raw(shoal_rpc_client *cli, const char *path,
                                         const void *data, size_t len, int timeout_ms,
                                         uint8_t **resp, size_t *resp_len, shoal_rpc_result *res);
 
-/* Server-stream call: send req and half-close. Read with shoal_rpc_stream_read. */
+/* Server-stream call: send req and half-close; read with shoal_rpc_stream_read. timeout_ms
+ * bounds the whole stream (pass a large value for long watches). *out is set whenever a
+ * stream was created, even when the open fails (its result then says why): always free it
+ * with shoal_rpc_stream_free. */
 shoal_status shoal_rpc_client_stream_open(shoal_rpc_client *cli, const shoal_rpc_method *m,
                                           const ProtobufCMessage *req, int timeout_ms,
                                           shoal_rpc_stream **out);
@@ -273,7 +276,8 @@ shoal_status shoal_rpc_client_stream_open(shoal_rpc_client *cli, const shoal_rpc
  * returns INVALID_ARG/LIMIT. Blocks up to the deadline. */
 shoal_status shoal_rpc_stream_read(shoal_rpc_stream *s, ProtobufCMessage **msg);
 
-/* Client-stream call: open, write any number of requests, then finish for the one reply. */
+/* Client-stream call: open, write any number of requests, then finish for the one reply.
+ * *out is set as for shoal_rpc_client_stream_open. */
 shoal_status shoal_rpc_client_writer_open(shoal_rpc_client *cli, const shoal_rpc_method *m,
                                           int timeout_ms, shoal_rpc_stream **out);
 /* Send one request (blocks for flow control). If the server already ended the call, returns

@@ -317,8 +317,10 @@ static void on_new_call(shoal_rpc_call *c) {
 
 /* First (and only) request of a unary or server-stream call; c->mu held. */
 static void on_first_read_locked(shoal_rpc_call *c, int ok) {
-    if (!ok || !c->recv_bb) {
-        fail_locked(c, SHOAL_RPC_INVALID_ARGUMENT, "no request message");
+    if (!ok || !c->recv_bb) { /* gRPC refuses messages over the server cap before we see them */
+        fail_locked(c, SHOAL_RPC_INVALID_ARGUMENT,
+                    "no request message (client cancelled, or it exceeded %zu bytes)",
+                    c->srv->max_msg);
         return;
     }
     char why[SHOAL_MAX_RPC_DETAILS];
