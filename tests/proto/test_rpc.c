@@ -3,7 +3,8 @@
  * the wire, oversize (server cap and per-method cap) and garbage requests refused while the
  * server keeps serving, unknown methods, bearer token good/bad/missing, 8 threads x 100
  * concurrent calls, plaintext refused off loopback, SO_REUSEPORT off, and shutdown that drains
- * in-flight calls (and cancels them past the grace). Servers bind 127.0.0.1:0. */
+ * in-flight calls (and cancels them past the grace), the in-flight cap and a one-thread pool.
+ * Servers bind 127.0.0.1:0. */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -551,6 +552,61 @@ static void test_shutdown_drains(void) {
             shoal_rpc_code_str(stuck.code));
 }
 
+static void wait_inflight(shoal_rpc_server *s, int n) {
+    for (int i = 0; i < 400 && shoal_rpc_server_inflight(s) < n; i++)
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+}
+
+/* rpc_inflight_calls refuses calls beyond the cap at once; max_threads=1 serialises handlers
+ * (the second call waits in the queue, it is not refused). */
+static void test_caps(void) {
+    CHECK_EQ_INT(shoal_limit_set(SHOAL_LIMIT_RPC_INFLIGHT_CALLS, 2), SHOAL_OK);
+    shoal_rpc_server *s = NULL;
+    CHECK_EQ_INT(start_server(&s, 5000), SHOAL_OK);
+    CHECK_EQ_INT(shoal_limit_set(SHOAL_LIMIT_RPC_INFLIGHT_CALLS,
+                                 shoal_limit_describe(SHOAL_LIMIT_RPC_INFLIGHT_CALLS)->def),
+                 SHOAL_OK);
+    if (!s) return;
+    slow_arg a[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        a[i] = (slow_arg){.delay_ms = 500, .st = SHOAL_ERR_INTERNAL};
+        snprintf(a[i].target, sizeof a[i].target, "127.0.0.1:%d", shoal_rpc_server_port(s));
+        pthread_create(&th[i], NULL, slow_call, &a[i]);
+    }
+    wait_inflight(s, 2);
+    slow_arg third = {.delay_ms = 0};
+    snprintf(third.target, sizeof third.target, "%s", a[0].target);
+    slow_call(&third);
+    CHECK_EQ_INT(third.st, SHOAL_ERR_LIMIT);
+    CHECK_EQ_INT(third.code, SHOAL_RPC_RESOURCE_EXHAUSTED);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(a[i].st, SHOAL_OK);
+    }
+    shoal_rpc_server_free(s);
+
+    shoal_rpc_server_config cfg = {.listen = "127.0.0.1:0", .routes = echo_routes,
+                                   .n_routes = ECHO_N_METHODS, .auth = echo_auth,
+                                   .max_threads = 1};
+    s = NULL;
+    CHECK_EQ_INT(shoal_rpc_server_start(&cfg, &s), SHOAL_OK);
+    if (!s) return;
+    double t0 = shoal_now_s();
+    for (int i = 0; i < 2; i++) {
+        a[i] = (slow_arg){.delay_ms = 300, .st = SHOAL_ERR_INTERNAL};
+        snprintf(a[i].target, sizeof a[i].target, "127.0.0.1:%d", shoal_rpc_server_port(s));
+        pthread_create(&th[i], NULL, slow_call, &a[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(a[i].st, SHOAL_OK);
+    }
+    double dt = shoal_now_s() - t0;
+    CHECK(dt >= 0.55); /* one handler thread: 300 ms + 300 ms, not in parallel */
+    shoal_rpc_server_free(s);
+}
+
 int main(void) {
     /* SHOAL_LOG_LEVEL=debug shows the server's view of every refusal */
     const char *lvl = getenv("SHOAL_LOG_LEVEL");
@@ -570,6 +626,7 @@ int main(void) {
     TEST_RUN(test_concurrent);
     TEST_RUN(test_refusals);
     TEST_RUN(test_shutdown_drains);
+    TEST_RUN(test_caps);
     shoal_rpc_server_free(srv);
     return TEST_EXIT();
 }
