@@ -552,6 +552,26 @@ static void test_shutdown_drains(void) {
             shoal_rpc_code_str(stuck.code));
 }
 
+/* unix: sockets count as local: plaintext is allowed, the port is 0. */
+static void test_unix_socket(void) {
+    char addr[600];
+    snprintf(addr, sizeof addr, "unix:%s/echo.sock", test_tmpdir());
+    shoal_rpc_server_config cfg = {.listen = addr, .routes = echo_routes,
+                                   .n_routes = ECHO_N_METHODS, .auth = echo_auth};
+    shoal_rpc_server *s = NULL;
+    CHECK_EQ_INT(shoal_rpc_server_start(&cfg, &s), SHOAL_OK);
+    if (!s) return;
+    CHECK_EQ_INT(shoal_rpc_server_port(s), 0);
+    shoal_rpc_client *c = client_for(addr, ECHO_TOKEN);
+    CHECK(c && say_ok(c, "over a unix socket"));
+    shoal_rpc_client_free(c);
+    shoal_rpc_server_free(s);
+    char sock[600];
+    snprintf(sock, sizeof sock, "%s/echo.sock", test_tmpdir());
+    remove(sock);
+    remove(test_tmpdir());
+}
+
 static void wait_inflight(shoal_rpc_server *s, int n) {
     for (int i = 0; i < 400 && shoal_rpc_server_inflight(s) < n; i++)
         nanosleep(&(struct timespec){0, 5000000}, NULL);
@@ -627,6 +647,7 @@ int main(void) {
     TEST_RUN(test_refusals);
     TEST_RUN(test_shutdown_drains);
     TEST_RUN(test_caps);
+    TEST_RUN(test_unix_socket);
     shoal_rpc_server_free(srv);
     return TEST_EXIT();
 }
