@@ -66,10 +66,22 @@ shoal_status shoal_rpc_status_from_code(int code) {
 
 const char *shoal_rpc_code_str(int code) {
     static const char *names[] = {
-        "OK",           "CANCELLED",          "UNKNOWN",         "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS",  "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",     "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     };
     if (code < 0 || code >= (int)(sizeof names / sizeof names[0])) return "UNKNOWN_CODE";
@@ -101,8 +113,7 @@ static shoal_status check_enum(const ProtobufCMessageDescriptor *md,
 static shoal_status check_msg(const ProtobufCMessage *m, int depth, char *why, size_t cap) {
     const ProtobufCMessageDescriptor *md = m->descriptor;
     if (depth > MAX_MESSAGE_DEPTH) {
-        set_why(why, cap, "%s: messages nested deeper than %d", md->short_name,
-                MAX_MESSAGE_DEPTH);
+        set_why(why, cap, "%s: messages nested deeper than %d", md->short_name, MAX_MESSAGE_DEPTH);
         return SHOAL_ERR_INVALID_ARG;
     }
     /* protobuf-c rejects field number 0 in a one-byte key but not in an over-long varint key,
@@ -170,12 +181,11 @@ shoal_status shoal_rpc_check_message(const ProtobufCMessage *msg, char *why, siz
     return check_msg(msg, 0, why, why_cap);
 }
 
-shoal_status shoal_rpc_decode(const ProtobufCMessageDescriptor *desc, shoal_rpc_validate_fn validate,
-                              size_t max_bytes, const uint8_t *data, size_t len,
-                              ProtobufCMessage **out, char *why, size_t why_cap) {
+shoal_status shoal_rpc_decode(const ProtobufCMessageDescriptor *desc,
+                              shoal_rpc_validate_fn validate, size_t max_bytes, const uint8_t *data,
+                              size_t len, ProtobufCMessage **out, char *why, size_t why_cap) {
     if (why && why_cap) why[0] = '\0';
-    if (!out || !desc || desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC ||
-        (!data && len)) {
+    if (!out || !desc || desc->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC || (!data && len)) {
         set_why(why, why_cap, "bad decode arguments");
         return SHOAL_ERR_INVALID_ARG;
     }
@@ -272,14 +282,18 @@ static void log_from_grpc(gpr_log_func_args *a) {
 }
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static void install_log(void) { gpr_set_log_function(log_from_grpc); }
+static void install_log(void) {
+    gpr_set_log_function(log_from_grpc);
+}
 
 void shoal_rpc_lib_acquire(void) {
     pthread_once(&log_once, install_log);
     grpc_init();
 }
 
-void shoal_rpc_lib_release(void) { grpc_shutdown_blocking(); }
+void shoal_rpc_lib_release(void) {
+    grpc_shutdown_blocking();
+}
 
 /* ---- byte buffers ---- */
 
@@ -342,8 +356,8 @@ shoal_status shoal_rpc_read_pem(const char *what, const char *path, char **pem) 
     *pem = NULL;
     SHOAL_REQUIRE(path && path[0], SHOAL_ERR_INVALID_ARG, "%s: no PEM path given", what);
     size_t len = 0;
-    shoal_status st = shoal_file_read(path, (size_t)shoal_limit(SHOAL_LIMIT_PEM_FILE_BYTES), pem,
-                                      &len);
+    shoal_status st =
+        shoal_file_read(path, (size_t)shoal_limit(SHOAL_LIMIT_PEM_FILE_BYTES), pem, &len);
     if (st != SHOAL_OK) {
         SHOAL_LOG_ERROR("%s: cannot read PEM file %s (%s)", what, path, shoal_status_str(st));
         return st;

@@ -80,9 +80,9 @@ const char *shoal_rpc_code_str(int code);
 /* ---- methods ---- */
 
 typedef enum {
-    SHOAL_RPC_UNARY = 0,      /* one request, one response */
-    SHOAL_RPC_SERVER_STREAM,  /* one request, a stream of responses */
-    SHOAL_RPC_CLIENT_STREAM,  /* a stream of requests, one response */
+    SHOAL_RPC_UNARY = 0,     /* one request, one response */
+    SHOAL_RPC_SERVER_STREAM, /* one request, a stream of responses */
+    SHOAL_RPC_CLIENT_STREAM, /* a stream of requests, one response */
 } shoal_rpc_kind;
 
 /* Per-method check of a decoded message, run before any handler sees it (server: requests;
@@ -115,9 +115,9 @@ typedef struct {
  * truncated), run shoal_rpc_check_message, then validate (if not NULL). On success *out owns a
  * new message (free with shoal_rpc_msg_free); on error *out is NULL and why (if not NULL) holds
  * the reason. Never logs above DEBUG: the caller decides how loud a bad peer is. */
-shoal_status shoal_rpc_decode(const ProtobufCMessageDescriptor *desc, shoal_rpc_validate_fn validate,
-                              size_t max_bytes, const uint8_t *data, size_t len,
-                              ProtobufCMessage **out, char *why, size_t why_cap);
+shoal_status shoal_rpc_decode(const ProtobufCMessageDescriptor *desc,
+                              shoal_rpc_validate_fn validate, size_t max_bytes, const uint8_t *data,
+                              size_t len, ProtobufCMessage **out, char *why, size_t why_cap);
 /* Generic checks on a decoded message, recursively: required fields present, every enum field
  * (singular, optional, oneof and repeated) holds a value the schema names, nesting depth <= 32.
  * Returns SHOAL_OK or SHOAL_ERR_INVALID_ARG with the offending field's path in why. */
@@ -165,17 +165,17 @@ typedef shoal_status (*shoal_rpc_auth_fn)(const char *bearer, const char *peer_c
                                           void *user);
 
 typedef struct {
-    const char *listen;         /* "127.0.0.1:0" (port 0: any free port), "0.0.0.0:7070", ... */
-    const char *tls_cert;       /* PEM path of the server certificate chain; NULL: insecure */
-    const char *tls_key;        /* PEM path of its private key */
-    const char *tls_client_ca;  /* PEM path of the CA for client certificates: mTLS; NULL: TLS */
+    const char *listen;            /* "127.0.0.1:0" (port 0: any free port), "0.0.0.0:7070", ... */
+    const char *tls_cert;          /* PEM path of the server certificate chain; NULL: insecure */
+    const char *tls_key;           /* PEM path of its private key */
+    const char *tls_client_ca;     /* PEM path of the CA for client certificates: mTLS; NULL: TLS */
     const shoal_rpc_route *routes; /* copied; the methods they point at must outlive the server */
     int n_routes;
-    shoal_rpc_auth_fn auth;     /* NULL: no call-level auth (transport security only) */
+    shoal_rpc_auth_fn auth; /* NULL: no call-level auth (transport security only) */
     void *auth_user;
-    size_t max_message_bytes;   /* send and receive cap; 0: SHOAL_LIMIT_RPC_MESSAGE_BYTES */
-    int max_threads;            /* handler pool cap; 0: SHOAL_LIMIT_RPC_HANDLER_THREADS */
-    int drain_ms;               /* shutdown grace for in-flight calls; 0: 5000 */
+    size_t max_message_bytes; /* send and receive cap; 0: SHOAL_LIMIT_RPC_MESSAGE_BYTES */
+    int max_threads;          /* handler pool cap; 0: SHOAL_LIMIT_RPC_HANDLER_THREADS */
+    int drain_ms;             /* shutdown grace for in-flight calls; 0: 5000 */
 } shoal_rpc_server_config;
 
 /* Create, bind and start a server; its completion-queue thread runs until shoal_rpc_server_free.
@@ -259,9 +259,9 @@ shoal_status shoal_rpc_client_unary(shoal_rpc_client *cli, const shoal_rpc_metho
 /* Unary call with raw request bytes (tests, fuzzing, proxies): sends data as the message as
  * it is; on SHOAL_OK the raw response bytes are returned in *resp (malloc'd, caller frees;
  * may be NULL if resp is NULL). */
-shoal_status shoal_rpc_client_unary_raw(shoal_rpc_client *cli, const char *path,
-                                        const void *data, size_t len, int timeout_ms,
-                                        uint8_t **resp, size_t *resp_len, shoal_rpc_result *res);
+shoal_status shoal_rpc_client_unary_raw(shoal_rpc_client *cli, const char *path, const void *data,
+                                        size_t len, int timeout_ms, uint8_t **resp,
+                                        size_t *resp_len, shoal_rpc_result *res);
 
 /* Server-stream call: send req and half-close; read with shoal_rpc_stream_read. timeout_ms
  * bounds the whole stream (pass a large value for long watches). *out is set whenever a

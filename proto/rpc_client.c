@@ -32,11 +32,11 @@ struct shoal_rpc_stream {
     grpc_call *call;
     grpc_metadata_array init_md, trail_md;
     int got_init_md, finished;
-    int op_tag, status_tag;         /* addresses are the batch tags */
+    int op_tag, status_tag;          /* addresses are the batch tags */
     int status_started, status_done; /* the receive-status batch */
     grpc_status_code code;
     grpc_slice det;
-    grpc_byte_buffer *reply_bb;     /* client stream: the reply, received with the status */
+    grpc_byte_buffer *reply_bb; /* client stream: the reply, received with the status */
     shoal_status final_st;
     shoal_rpc_result res;
 };
@@ -47,8 +47,8 @@ struct shoal_rpc_stream {
  * cancel it so that the op we wait for (a send the server will never read) completes too. */
 static int wait_tag(shoal_rpc_stream *s, void *tag) {
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type != GRPC_OP_COMPLETE) return 0;
         if (ev.tag == &s->status_tag) {
             s->status_done = 1;
@@ -111,10 +111,9 @@ static shoal_status stream_open(shoal_rpc_client *cli, const shoal_rpc_method *m
     grpc_metadata_array_init(&s->trail_md);
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_slice method = grpc_slice_from_copied_string(path);
-    s->call = grpc_channel_create_call(cli->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
-                                       shoal_rpc_deadline(timeout_ms > 0 ? timeout_ms
-                                                                         : cli->timeout_ms),
-                                       NULL);
+    s->call = grpc_channel_create_call(
+        cli->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq, method, NULL,
+        shoal_rpc_deadline(timeout_ms > 0 ? timeout_ms : cli->timeout_ms), NULL);
     grpc_slice_unref(method);
     if (!s->call) {
         shoal_rpc_stream_free(s);
@@ -263,9 +262,8 @@ shoal_status shoal_rpc_client_new(const shoal_rpc_client_config *cfg, shoal_rpc_
                   "Give the CA that signed the server certificate (--tls-ca)",
                   cfg->target);
     uint64_t ceiling = shoal_limit_describe(SHOAL_LIMIT_RPC_MESSAGE_BYTES)->ceiling;
-    SHOAL_REQUIRE(cfg->max_message_bytes <= ceiling && cfg->timeout_ms >= 0,
-                  SHOAL_ERR_INVALID_ARG, "rpc client %s: bad max_message_bytes or timeout_ms",
-                  cfg->target);
+    SHOAL_REQUIRE(cfg->max_message_bytes <= ceiling && cfg->timeout_ms >= 0, SHOAL_ERR_INVALID_ARG,
+                  "rpc client %s: bad max_message_bytes or timeout_ms", cfg->target);
     if (cfg->bearer_token) SHOAL_CHECK(check_token(cfg->bearer_token));
 
     shoal_status st = SHOAL_OK;
@@ -342,11 +340,11 @@ static shoal_status check_call(const shoal_rpc_client *cli, const shoal_rpc_meth
                                shoal_rpc_kind kind, const ProtobufCMessage *req) {
     SHOAL_REQUIRE(cli && m && m->path && m->response, SHOAL_ERR_INVALID_ARG,
                   "rpc client: call without a client or a complete method");
-    SHOAL_REQUIRE(m->kind == kind, SHOAL_ERR_INVALID_ARG, "rpc client: %s is not a %s method",
-                  m->path,
-                  kind == SHOAL_RPC_UNARY ? "unary"
-                                          : (kind == SHOAL_RPC_SERVER_STREAM ? "server-streaming"
-                                                                             : "client-streaming"));
+    SHOAL_REQUIRE(
+        m->kind == kind, SHOAL_ERR_INVALID_ARG, "rpc client: %s is not a %s method", m->path,
+        kind == SHOAL_RPC_UNARY
+            ? "unary"
+            : (kind == SHOAL_RPC_SERVER_STREAM ? "server-streaming" : "client-streaming"));
     if (req)
         SHOAL_REQUIRE(req->descriptor == m->request, SHOAL_ERR_INVALID_ARG,
                       "rpc client: %s takes a %s", m->path, m->request ? m->request->name : "?");
@@ -357,8 +355,8 @@ static shoal_status decode_reply(shoal_rpc_client *cli, const shoal_rpc_method *
                                  grpc_byte_buffer *bb, ProtobufCMessage **resp,
                                  shoal_rpc_result *res) {
     char why[SHOAL_MAX_RPC_DETAILS];
-    shoal_status st = shoal_rpc_decode_bb(m->response, m->validate_response, cli->max_msg, bb,
-                                          resp, why, sizeof why);
+    shoal_status st = shoal_rpc_decode_bb(m->response, m->validate_response, cli->max_msg, bb, resp,
+                                          why, sizeof why);
     if (st != SHOAL_OK) {
         SHOAL_LOG_ERROR("%s on %s: bad response: %s", m->path, cli->target, why);
         if (res) {
@@ -385,9 +383,9 @@ shoal_status shoal_rpc_client_unary(shoal_rpc_client *cli, const shoal_rpc_metho
     return st;
 }
 
-shoal_status shoal_rpc_client_unary_raw(shoal_rpc_client *cli, const char *path,
-                                        const void *data, size_t len, int timeout_ms,
-                                        uint8_t **resp, size_t *resp_len, shoal_rpc_result *res) {
+shoal_status shoal_rpc_client_unary_raw(shoal_rpc_client *cli, const char *path, const void *data,
+                                        size_t len, int timeout_ms, uint8_t **resp,
+                                        size_t *resp_len, shoal_rpc_result *res) {
     if (resp) *resp = NULL;
     if (resp_len) *resp_len = 0;
     SHOAL_REQUIRE(cli && path && path[0] == '/' && (data || !len), SHOAL_ERR_INVALID_ARG,
@@ -438,8 +436,10 @@ shoal_status shoal_rpc_client_stream_open(shoal_rpc_client *cli, const shoal_rpc
         ops[1].data.send_message.send_message = send;
         ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
         int ok = run_batch(s, ops, 3);
-        if (ok < 0) st = SHOAL_ERR_INTERNAL;
-        else if (!ok) st = recv_status(s, 0); /* e.g. unreachable: the status says why */
+        if (ok < 0)
+            st = SHOAL_ERR_INTERNAL;
+        else if (!ok)
+            st = recv_status(s, 0); /* e.g. unreachable: the status says why */
     }
     grpc_byte_buffer_destroy(send);
     /* A failed open still hands the stream back when it carries the server's answer. */
@@ -486,8 +486,10 @@ shoal_status shoal_rpc_client_writer_open(shoal_rpc_client *cli, const shoal_rpc
     initial_md_op(cli, &op, &md);
     shoal_status st = SHOAL_OK;
     int ok = start_status(s, 1) ? run_batch(s, &op, 1) : -1;
-    if (ok < 0) st = SHOAL_ERR_INTERNAL;
-    else if (!ok) st = recv_status(s, 0);
+    if (ok < 0)
+        st = SHOAL_ERR_INTERNAL;
+    else if (!ok)
+        st = recv_status(s, 0);
     *out = s;
     return st;
 }
@@ -561,8 +563,8 @@ void shoal_rpc_stream_free(shoal_rpc_stream *s) {
     if (s->cq) {
         grpc_completion_queue_shutdown(s->cq);
         for (;;) {
-            grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                       NULL);
+            grpc_event ev =
+                grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         }
         grpc_completion_queue_destroy(s->cq);

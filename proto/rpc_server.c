@@ -43,9 +43,9 @@ struct shoal_rpc_call {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* under mu */
-    int pending;    /* batches started and not completed */
-    int in_worker;  /* queued for or running in the pool */
-    int accepted;   /* counted in srv->n_live */
+    int pending;   /* batches started and not completed */
+    int in_worker; /* queued for or running in the pool */
+    int accepted;  /* counted in srv->n_live */
     int closed, close_cancelled, md_sent, final_sent, recv_eof;
     int read_done, read_ok, write_done, write_ok;
     grpc_byte_buffer *recv_bb, *send_bb, *reply_bb;
@@ -325,9 +325,9 @@ static void on_first_read_locked(shoal_rpc_call *c, int ok) {
     }
     char why[SHOAL_MAX_RPC_DETAILS];
     ProtobufCMessage *m = NULL;
-    shoal_status st = shoal_rpc_decode_bb(c->route->method->request,
-                                          c->route->method->validate_request, request_cap(c),
-                                          c->recv_bb, &m, why, sizeof why);
+    shoal_status st =
+        shoal_rpc_decode_bb(c->route->method->request, c->route->method->validate_request,
+                            request_cap(c), c->recv_bb, &m, why, sizeof why);
     grpc_byte_buffer_destroy(c->recv_bb);
     c->recv_bb = NULL;
     if (st != SHOAL_OK) {
@@ -397,8 +397,8 @@ static void *cq_main(void *arg) {
     srv->server = NULL;
     grpc_completion_queue_shutdown(srv->cq);
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type == GRPC_OP_COMPLETE && ev.tag != &srv->shutdown_tag) on_event(ev.tag, 0);
     }
@@ -457,8 +457,10 @@ static void *pool_main(void *arg) {
 static void enqueue(shoal_rpc_server *srv, shoal_rpc_call *c) {
     pthread_mutex_lock(&srv->mu);
     c->next = NULL;
-    if (srv->q_tail) srv->q_tail->next = c;
-    else srv->q_head = c;
+    if (srv->q_tail)
+        srv->q_tail->next = c;
+    else
+        srv->q_head = c;
     srv->q_tail = c;
     srv->q_len++;
     if (srv->q_len > srv->n_idle && srv->n_threads < srv->max_threads) {
@@ -506,7 +508,8 @@ shoal_status shoal_rpc_call_send(shoal_rpc_call *c, const ProtobufCMessage *msg)
             st = SHOAL_ERR_INTERNAL;
         } else {
             c->md_sent = 1;
-            while (!c->write_done) pthread_cond_wait(&c->cv, &c->mu);
+            while (!c->write_done)
+                pthread_cond_wait(&c->cv, &c->mu);
             if (!c->write_ok) st = SHOAL_ERR_COMM;
         }
     }
@@ -537,7 +540,8 @@ shoal_status shoal_rpc_call_recv(shoal_rpc_call *c, ProtobufCMessage **msg) {
         if (!start_locked(c, &op, 1, T_READ)) {
             st = SHOAL_ERR_INTERNAL;
         } else {
-            while (!c->read_done) pthread_cond_wait(&c->cv, &c->mu);
+            while (!c->read_done)
+                pthread_cond_wait(&c->cv, &c->mu);
             if (!c->read_ok) {
                 st = SHOAL_ERR_COMM;
             } else if (!c->recv_bb) {
@@ -572,8 +576,8 @@ void shoal_rpc_call_set_error(shoal_rpc_call *c, const char *fmt, ...) {
 int64_t shoal_rpc_call_deadline_ms(shoal_rpc_call *c) {
     gpr_timespec d = c->details.deadline;
     if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0) return INT64_MAX;
-    gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC),
-                                     gpr_now(GPR_CLOCK_MONOTONIC));
+    gpr_timespec left =
+        gpr_time_sub(gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC), gpr_now(GPR_CLOCK_MONOTONIC));
     return (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
 }
 
@@ -587,8 +591,12 @@ int shoal_rpc_call_cancelled(shoal_rpc_call *c) {
     return r || shoal_rpc_call_deadline_ms(c) <= 0;
 }
 
-const char *shoal_rpc_call_peer_cn(const shoal_rpc_call *c) { return c->peer_cn; }
-const char *shoal_rpc_call_principal(const shoal_rpc_call *c) { return c->principal; }
+const char *shoal_rpc_call_peer_cn(const shoal_rpc_call *c) {
+    return c->peer_cn;
+}
+const char *shoal_rpc_call_principal(const shoal_rpc_call *c) {
+    return c->principal;
+}
 const shoal_rpc_method *shoal_rpc_call_method(const shoal_rpc_call *c) {
     return c->route->method;
 }
@@ -620,15 +628,15 @@ static shoal_status check_config(const shoal_rpc_server_config *cfg) {
     for (int i = 0; i < cfg->n_routes; i++) {
         const shoal_rpc_route *r = &cfg->routes[i];
         const shoal_rpc_method *m = r->method;
-        SHOAL_REQUIRE(m && m->path && m->path[0] == '/' && r->handler && m->request && m->response &&
-                          (unsigned)m->kind <= SHOAL_RPC_CLIENT_STREAM,
+        SHOAL_REQUIRE(m && m->path && m->path[0] == '/' && r->handler && m->request &&
+                          m->response && (unsigned)m->kind <= SHOAL_RPC_CLIENT_STREAM,
                       SHOAL_ERR_INVALID_ARG,
                       "rpc server: route %d is incomplete (path '/pkg.Service/Method', kind, "
                       "request and response descriptors, handler)",
                       i);
         for (int j = 0; j < i; j++) {
-            SHOAL_REQUIRE(strcmp(cfg->routes[j].method->path, m->path) != 0,
-                          SHOAL_ERR_INVALID_ARG, "rpc server: method %s routed twice", m->path);
+            SHOAL_REQUIRE(strcmp(cfg->routes[j].method->path, m->path) != 0, SHOAL_ERR_INVALID_ARG,
+                          "rpc server: method %s routed twice", m->path);
         }
     }
     return SHOAL_OK;
@@ -679,8 +687,8 @@ shoal_status shoal_rpc_server_start(const shoal_rpc_server_config *cfg, shoal_rp
     pthread_cond_init(&srv->pool_cv, NULL);
     srv->max_msg = cfg->max_message_bytes ? cfg->max_message_bytes
                                           : (size_t)shoal_limit(SHOAL_LIMIT_RPC_MESSAGE_BYTES);
-    srv->max_threads = cfg->max_threads ? cfg->max_threads
-                                        : (int)shoal_limit(SHOAL_LIMIT_RPC_HANDLER_THREADS);
+    srv->max_threads =
+        cfg->max_threads ? cfg->max_threads : (int)shoal_limit(SHOAL_LIMIT_RPC_HANDLER_THREADS);
     uint64_t thread_ceiling = shoal_limit_describe(SHOAL_LIMIT_RPC_HANDLER_THREADS)->ceiling;
     if ((uint64_t)srv->max_threads > thread_ceiling) srv->max_threads = (int)thread_ceiling;
     srv->inflight_cap = (int)shoal_limit(SHOAL_LIMIT_RPC_INFLIGHT_CALLS);
@@ -720,11 +728,10 @@ shoal_status shoal_rpc_server_start(const shoal_rpc_server_config *cfg, shoal_rp
     int armed = request_new_locked(srv);
     pthread_mutex_unlock(&srv->mu);
     SHOAL_REQUIRE_GOTO(armed, SHOAL_ERR_INTERNAL, "rpc server: cannot arm the first call");
-    SHOAL_REQUIRE_GOTO(pthread_create(&srv->cq_thread, NULL, cq_main, srv) == 0,
-                       SHOAL_ERR_INTERNAL, "rpc server: cannot start its thread");
+    SHOAL_REQUIRE_GOTO(pthread_create(&srv->cq_thread, NULL, cq_main, srv) == 0, SHOAL_ERR_INTERNAL,
+                       "rpc server: cannot start its thread");
     srv->thread_started = 1;
-    SHOAL_LOG_INFO("serving %d methods on %s (port %d, %s)", srv->n_routes, cfg->listen,
-                   srv->port,
+    SHOAL_LOG_INFO("serving %d methods on %s (port %d, %s)", srv->n_routes, cfg->listen, srv->port,
                    cfg->tls_client_ca ? "mTLS" : (cfg->tls_cert ? "TLS" : "plaintext, loopback"));
     *out = srv;
 cleanup:
@@ -733,7 +740,9 @@ cleanup:
     return st;
 }
 
-int shoal_rpc_server_port(const shoal_rpc_server *srv) { return srv ? srv->port : 0; }
+int shoal_rpc_server_port(const shoal_rpc_server *srv) {
+    return srv ? srv->port : 0;
+}
 
 int shoal_rpc_server_inflight(shoal_rpc_server *srv) {
     pthread_mutex_lock(&srv->mu);
@@ -783,8 +792,8 @@ void shoal_rpc_server_free(shoal_rpc_server *srv) {
             /* never ran: nothing was accepted; collect the shutdown tag ourselves */
             grpc_server_cancel_all_calls(srv->server);
             for (;;) {
-                grpc_event ev = grpc_completion_queue_next(
-                    srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                grpc_event ev =
+                    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
                 if (ev.type != GRPC_OP_COMPLETE || ev.tag == &srv->shutdown_tag) break;
                 on_event(ev.tag, 0);
             }
@@ -795,8 +804,8 @@ void shoal_rpc_server_free(shoal_rpc_server *srv) {
         if (!srv->thread_started) {
             grpc_completion_queue_shutdown(srv->cq);
             for (;;) {
-                grpc_event ev = grpc_completion_queue_next(
-                    srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                grpc_event ev =
+                    grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
                 if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
                 if (ev.type == GRPC_OP_COMPLETE && ev.tag != &srv->shutdown_tag)
                     on_event(ev.tag, 0);
@@ -809,7 +818,8 @@ void shoal_rpc_server_free(shoal_rpc_server *srv) {
     pthread_cond_broadcast(&srv->pool_cv);
     int n = srv->n_threads;
     pthread_mutex_unlock(&srv->mu);
-    for (int i = 0; i < n; i++) pthread_join(srv->threads[i], NULL);
+    for (int i = 0; i < n; i++)
+        pthread_join(srv->threads[i], NULL);
     pthread_cond_destroy(&srv->pool_cv);
     pthread_cond_destroy(&srv->cv);
     pthread_mutex_destroy(&srv->mu);

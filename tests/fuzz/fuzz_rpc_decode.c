@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (shoal_rpc_decode(d, echo_validate, 0, buf, n, &again, why, sizeof why) != SHOAL_OK) abort();
     uint8_t *buf2 = malloc(n ? n : 1);
     if (!buf2) abort();
-    if (protobuf_c_message_get_packed_size(again) != n || protobuf_c_message_pack(again, buf2) != n ||
-        memcmp(buf, buf2, n) != 0)
+    if (protobuf_c_message_get_packed_size(again) != n ||
+        protobuf_c_message_pack(again, buf2) != n || memcmp(buf, buf2, n) != 0)
         abort();
     free(buf2);
     free(buf);

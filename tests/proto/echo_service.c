@@ -28,8 +28,8 @@ shoal_status echo_validate(const ProtobufCMessage *msg, char *why, size_t cap) {
     return SHOAL_OK;
 }
 
-shoal_status echo_auth(const char *bearer, const char *peer_cn, const char *method,
-                       char *principal, size_t cap, void *user) {
+shoal_status echo_auth(const char *bearer, const char *peer_cn, const char *method, char *principal,
+                       size_t cap, void *user) {
     (void)method;
     (void)user;
     if (bearer && shoal_rpc_token_equal(bearer, ECHO_TOKEN)) {
@@ -117,8 +117,10 @@ static shoal_status sum(shoal_rpc_call *call, const ProtobufCMessage *reqm, void
 }
 
 #define ECHO_METHOD(name, k, extra_cap, fl)                                                        \
-    {"/shoal.test.Echo/" name, k, &shoal__test__echo_request__descriptor,                          \
-     &shoal__test__echo_reply__descriptor, echo_validate, NULL, extra_cap, fl}
+    {                                                                                              \
+        "/shoal.test.Echo/" name, k, &shoal__test__echo_request__descriptor,                       \
+            &shoal__test__echo_reply__descriptor, echo_validate, NULL, extra_cap, fl               \
+    }
 
 const shoal_rpc_method echo_methods[ECHO_N_METHODS] = {
     [ECHO_SAY] = ECHO_METHOD("Say", SHOAL_RPC_UNARY, 0, 0),

@@ -21,7 +21,7 @@ extern const shoal_rpc_route echo_routes[ECHO_N_METHODS];
 shoal_status echo_validate(const ProtobufCMessage *msg, char *why, size_t cap);
 /* Auth: ECHO_TOKEN -> principal "token:tester"; else a client certificate -> "cn:<CN>";
  * else refused. */
-shoal_status echo_auth(const char *bearer, const char *peer_cn, const char *method,
-                       char *principal, size_t cap, void *user);
+shoal_status echo_auth(const char *bearer, const char *peer_cn, const char *method, char *principal,
+                       size_t cap, void *user);
 
 #endif

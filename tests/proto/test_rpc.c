@@ -43,10 +43,12 @@ static shoal_rpc_client *client_for(const char *tgt, const char *token) {
 static shoal_status say(shoal_rpc_client *c, int method, Shoal__Test__EchoRequest *req,
                         int timeout_ms, Shoal__Test__EchoReply **rep, shoal_rpc_result *res) {
     ProtobufCMessage *m = NULL;
-    shoal_status st = shoal_rpc_client_unary(c, &echo_methods[method], &req->base, timeout_ms,
-                                             &m, res);
-    if (rep) *rep = (Shoal__Test__EchoReply *)m;
-    else shoal_rpc_msg_free(m);
+    shoal_status st =
+        shoal_rpc_client_unary(c, &echo_methods[method], &req->base, timeout_ms, &m, res);
+    if (rep)
+        *rep = (Shoal__Test__EchoReply *)m;
+    else
+        shoal_rpc_msg_free(m);
     return st;
 }
 
@@ -217,7 +219,8 @@ static void test_client_stream(void) {
     CHECK_EQ_INT(shoal_rpc_stream_write(s, &ok.base), SHOAL_OK);
     /* refused server-side: this write, a later one or finish reports it */
     shoal_status st = shoal_rpc_stream_write(s, &bad.base);
-    for (int i = 0; i < 50 && st == SHOAL_OK; i++) st = shoal_rpc_stream_write(s, &ok.base);
+    for (int i = 0; i < 50 && st == SHOAL_OK; i++)
+        st = shoal_rpc_stream_write(s, &ok.base);
     if (st == SHOAL_OK) st = shoal_rpc_stream_finish(s, &m);
     CHECK_EQ_INT(st, SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(shoal_rpc_stream_result(s)->code, SHOAL_RPC_INVALID_ARGUMENT);
@@ -299,8 +302,8 @@ static void test_oversize_and_garbage(void) {
     req.payload.len = 500;
     CHECK_EQ_INT(say(c, ECHO_SMALL, &req, 0, NULL, &res), SHOAL_OK);
     /* over the client's own send cap: refused before sending */
-    shoal_rpc_client_config cc = {.target = target, .bearer_token = ECHO_TOKEN,
-                                  .max_message_bytes = 100};
+    shoal_rpc_client_config cc = {
+        .target = target, .bearer_token = ECHO_TOKEN, .max_message_bytes = 100};
     shoal_rpc_client *tiny = NULL;
     CHECK_EQ_INT(shoal_rpc_client_new(&cc, &tiny), SHOAL_OK);
     if (tiny) {
@@ -325,8 +328,8 @@ static void test_oversize_and_garbage(void) {
                  SHOAL_ERR_INVALID_ARG);
     CHECK(strstr(res.details, "mode") != NULL);
     const uint8_t absurd[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0x07}; /* count = 2^31-1 */
-    CHECK_EQ_INT(shoal_rpc_client_unary_raw(c, echo_methods[ECHO_SAY].path, absurd,
-                                            sizeof absurd, 0, NULL, NULL, &res),
+    CHECK_EQ_INT(shoal_rpc_client_unary_raw(c, echo_methods[ECHO_SAY].path, absurd, sizeof absurd,
+                                            0, NULL, NULL, &res),
                  SHOAL_ERR_INVALID_ARG);
     CHECK(strstr(res.details, "count") != NULL);
     /* a valid raw request gets raw reply bytes */
@@ -339,8 +342,8 @@ static void test_oversize_and_garbage(void) {
     CHECK(raw_len >= 4 && raw && memcmp(raw, good, 4) == 0);
     free(raw);
     /* unknown method */
-    CHECK_EQ_INT(shoal_rpc_client_unary_raw(c, "/shoal.test.Echo/Nope", good, sizeof good, 0,
-                                            NULL, NULL, &res),
+    CHECK_EQ_INT(shoal_rpc_client_unary_raw(c, "/shoal.test.Echo/Nope", good, sizeof good, 0, NULL,
+                                            NULL, &res),
                  SHOAL_ERR_UNSUPPORTED);
     CHECK_EQ_INT(res.code, SHOAL_RPC_UNIMPLEMENTED);
     CHECK(say_ok(c, "still serving 2"));
@@ -361,8 +364,8 @@ static void test_bearer(void) {
         /* streams are guarded the same way */
         shoal_rpc_stream *s = NULL;
         req.count = 2;
-        shoal_status st = shoal_rpc_client_stream_open(c, &echo_methods[ECHO_COUNT], &req.base, 0,
-                                                       &s);
+        shoal_status st =
+            shoal_rpc_client_stream_open(c, &echo_methods[ECHO_COUNT], &req.base, 0, &s);
         ProtobufCMessage *m = NULL;
         if (st == SHOAL_OK) st = shoal_rpc_stream_read(s, &m);
         CHECK(m == NULL);
@@ -508,8 +511,7 @@ static void test_shutdown_drains(void) {
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
         args[i] = (slow_arg){.delay_ms = 400, .st = SHOAL_ERR_INTERNAL};
-        snprintf(args[i].target, sizeof args[i].target, "127.0.0.1:%d",
-                 shoal_rpc_server_port(s));
+        snprintf(args[i].target, sizeof args[i].target, "127.0.0.1:%d", shoal_rpc_server_port(s));
         pthread_create(&th[i], NULL, slow_call, &args[i]);
     }
     int inflight = 0;
@@ -556,8 +558,8 @@ static void test_shutdown_drains(void) {
 static void test_unix_socket(void) {
     char addr[600];
     snprintf(addr, sizeof addr, "unix:%s/echo.sock", test_tmpdir());
-    shoal_rpc_server_config cfg = {.listen = addr, .routes = echo_routes,
-                                   .n_routes = ECHO_N_METHODS, .auth = echo_auth};
+    shoal_rpc_server_config cfg = {
+        .listen = addr, .routes = echo_routes, .n_routes = ECHO_N_METHODS, .auth = echo_auth};
     shoal_rpc_server *s = NULL;
     CHECK_EQ_INT(shoal_rpc_server_start(&cfg, &s), SHOAL_OK);
     if (!s) return;
@@ -606,8 +608,10 @@ static void test_caps(void) {
     }
     shoal_rpc_server_free(s);
 
-    shoal_rpc_server_config cfg = {.listen = "127.0.0.1:0", .routes = echo_routes,
-                                   .n_routes = ECHO_N_METHODS, .auth = echo_auth,
+    shoal_rpc_server_config cfg = {.listen = "127.0.0.1:0",
+                                   .routes = echo_routes,
+                                   .n_routes = ECHO_N_METHODS,
+                                   .auth = echo_auth,
                                    .max_threads = 1};
     s = NULL;
     CHECK_EQ_INT(shoal_rpc_server_start(&cfg, &s), SHOAL_OK);

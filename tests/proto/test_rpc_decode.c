@@ -146,9 +146,9 @@ static void test_decode(void) {
     /* bad arguments */
     CHECK_EQ_INT(shoal_rpc_decode(NULL, NULL, 0, buf, n, &m, why, sizeof why),
                  SHOAL_ERR_INVALID_ARG);
-    CHECK_EQ_INT(shoal_rpc_decode(&shoal__test__echo_request__descriptor, NULL, 0, NULL, 3, &m,
-                                  NULL, 0),
-                 SHOAL_ERR_INVALID_ARG);
+    CHECK_EQ_INT(
+        shoal_rpc_decode(&shoal__test__echo_request__descriptor, NULL, 0, NULL, 3, &m, NULL, 0),
+        SHOAL_ERR_INVALID_ARG);
     shoal_rpc_msg_free(NULL);
 }
 
@@ -171,12 +171,13 @@ static void test_check_message(void) {
 }
 
 static void test_loopback(void) {
-    const char *yes[] = {"127.0.0.1:0", "127.1.2.3:7070", "localhost:80", "LOCALHOST",
-                         "[::1]:50051", "::1", "unix:/tmp/x.sock", "ipv4:127.0.0.1:1",
-                         "dns:///localhost:9", "[::ffff:127.0.0.1]:5"};
-    const char *no[] = {"0.0.0.0:7070", "[::]:1", ":7070", "", "10.0.0.1:1", "128.0.0.1:1",
-                        "example.org:443", "localhost.example.org:1", "[::2]:1", "[::1",
-                        "ipv4:10.1.1.1:3"};
+    const char *yes[] = {"127.0.0.1:0",         "127.1.2.3:7070",   "localhost:80",
+                         "LOCALHOST",           "[::1]:50051",      "::1",
+                         "unix:/tmp/x.sock",    "ipv4:127.0.0.1:1", "dns:///localhost:9",
+                         "[::ffff:127.0.0.1]:5"};
+    const char *no[] = {"0.0.0.0:7070", "[::]:1",      ":7070",           "",
+                        "10.0.0.1:1",   "128.0.0.1:1", "example.org:443", "localhost.example.org:1",
+                        "[::2]:1",      "[::1",        "ipv4:10.1.1.1:3"};
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
         if (!shoal_rpc_addr_is_loopback(yes[i])) fprintf(stderr, "  not loopback: %s\n", yes[i]);
         CHECK(shoal_rpc_addr_is_loopback(yes[i]));

@@ -121,9 +121,9 @@ static void test_mtls(void) {
     snprintf(target, sizeof target, "127.0.0.1:%d", shoal_rpc_server_port(s));
     snprintf(ca1, sizeof ca1, "%s", path(dir1, "ca.pem"));
     /* a good certificate: its CN reaches the auth callback and the handler */
-    CHECK_EQ_INT(call(target, ca1, path(dir1, "site-a.pem"), path(dir1, "site-a.key"), NULL,
-                      NULL, cn, pr),
-                 SHOAL_OK);
+    CHECK_EQ_INT(
+        call(target, ca1, path(dir1, "site-a.pem"), path(dir1, "site-a.key"), NULL, NULL, cn, pr),
+        SHOAL_OK);
     CHECK_STR(cn, "site-a");
     CHECK_STR(pr, "cn:site-a");
     CHECK_EQ_INT(call(target, ca1, path(dir1, "admin.pem"), path(dir1, "admin.key"), ECHO_TOKEN,
@@ -132,24 +132,25 @@ static void test_mtls(void) {
     CHECK_STR(cn, "admin");
     CHECK_STR(pr, "token:tester");
     /* a certificate plus a wrong token is still refused by the auth callback */
-    CHECK_EQ_INT(call(target, ca1, path(dir1, "admin.pem"), path(dir1, "admin.key"), "nope",
-                      NULL, NULL, NULL),
+    CHECK_EQ_INT(call(target, ca1, path(dir1, "admin.pem"), path(dir1, "admin.key"), "nope", NULL,
+                      NULL, NULL),
                  SHOAL_ERR_AUTH);
     /* refused at the handshake: no certificate (even with a good token), another CA's
      * certificate with the same CN, an expired certificate from the right CA */
     CHECK_EQ_INT(call(target, ca1, NULL, NULL, ECHO_TOKEN, NULL, NULL, NULL), SHOAL_ERR_COMM);
-    CHECK_EQ_INT(call(target, ca1, path(dir2, "mallory.pem"), path(dir2, "mallory.key"), NULL,
-                      NULL, NULL, NULL),
+    CHECK_EQ_INT(call(target, ca1, path(dir2, "mallory.pem"), path(dir2, "mallory.key"), NULL, NULL,
+                      NULL, NULL),
                  SHOAL_ERR_COMM);
-    CHECK_EQ_INT(call(target, ca1, path(dir1, "expired.pem"), path(dir1, "expired.key"), NULL,
-                      NULL, NULL, NULL),
+    CHECK_EQ_INT(call(target, ca1, path(dir1, "expired.pem"), path(dir1, "expired.key"), NULL, NULL,
+                      NULL, NULL),
                  SHOAL_ERR_COMM);
     /* a key that does not match its certificate never gets through either */
     CHECK_EQ_INT(call(target, ca1, path(dir1, "site-a.pem"), path(dir1, "admin.key"), NULL, NULL,
                       NULL, NULL) == SHOAL_OK,
                  0);
     /* streams over mTLS */
-    shoal_rpc_client_config cc = {.target = target, .tls_ca = ca1,
+    shoal_rpc_client_config cc = {.target = target,
+                                  .tls_ca = ca1,
                                   .tls_cert = path(dir1, "site-a.pem"),
                                   .tls_key = path(dir1, "site-a.key")};
     shoal_rpc_client *c = NULL;
