@@ -86,6 +86,11 @@ shoal_status shoal_gpt_load_dir(const char *dir, shoal_gpt **out);
 /* Copy parameters from a loaded safetensors file into m (same checks as load_dir). `path` names
  * the file in messages. */
 shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path);
+/* The same from an opened (validated) safetensors handle; `what` names it in messages. On
+ * error the parameters are unchanged. */
+struct shoal_safetensors;
+shoal_status shoal_gpt_load_tensors(shoal_gpt *m, const struct shoal_safetensors *sf,
+                                    const char *what);
 /* Write dir/model.safetensors (dtype F32 or BF16; HF GPT-2 names, shapes; metadata
  * {"format":"pt"}; no lm_head: tied), dir/config.json (HF GPT2Config keys; keys of a config the
  * model was loaded with are kept) and dir/shoal.json (provenance). Files are staged in a

@@ -12,7 +12,7 @@
  * config fuzz target tests/fuzz/fuzz_gpt_config.c.
  */
 #define SHOAL_LOG_SUBSYS "model"
-#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +89,15 @@ shoal_status shoal_gpt_config_load(const char *path, shoal_gpt_config *cfg) {
 
 /* ---------------------------------------------------------------- load */
 
+/* "[64, 192]" into buf; cut short when it does not fit. */
+static const char *fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
 /* Is name (after the prefix) one of the tensors HF checkpoints carry that we ignore? */
 static int is_ignorable(const char *name) {
     size_t n = strlen(name);
@@ -101,12 +110,12 @@ static int is_ignorable(const char *name) {
     return 0;
 }
 
-shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path) {
+shoal_status shoal_gpt_load_tensors(shoal_gpt *m, const shoal_safetensors *sf,
+                                    const char *path) {
     shoal_status st = SHOAL_OK;
-    shoal_safetensors *sf = NULL;
     float *staged = NULL, *tmp = NULL;
     uint8_t *seen = NULL;
-    SHOAL_CHECK(shoal_safetensors_open(path, &sf));
+    SHOAL_REQUIRE(m && sf && path, SHOAL_ERR_INVALID_ARG, "shoal_gpt_load_tensors: NULL argument");
     int n = shoal_safetensors_count(sf);
     const char *prefix = shoal_safetensors_find(sf, "transformer.wte.weight") ? "transformer." : "";
     size_t plen = strlen(prefix);
@@ -133,13 +142,12 @@ shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path) {
                            path, t->name, m->cfg.n_layer);
         int shape_ok = t->ndim == pt->ndim && t->shape[0] == pt->shape[0] &&
                        (pt->ndim < 2 || t->shape[1] == pt->shape[1]);
+        char got[200], want[64];
         SHOAL_REQUIRE_GOTO(shape_ok, SHOAL_ERR_FORMAT,
-                           "%s: tensor \"%s\" has shape %s[%lld%s%lld], expected [%lld%s%lld] "
-                           "(HF Conv1D layout, from config.json)",
-                           path, t->name, t->ndim > 2 ? "(rank>2) " : "",
-                           (long long)(t->ndim > 0 ? t->shape[0] : 0), t->ndim > 1 ? ", " : "",
-                           (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)pt->shape[0],
-                           pt->ndim > 1 ? ", " : "", (long long)(pt->ndim > 1 ? pt->shape[1] : 0));
+                           "%s: tensor \"%s\" has shape %s, expected %s (HF Conv1D layout, "
+                           "from config.json)", path, t->name,
+                           fmt_shape(got, sizeof got, t->ndim, t->shape),
+                           fmt_shape(want, sizeof want, pt->ndim, pt->shape));
         SHOAL_REQUIRE_GOTO(shoal_convert_to_f32(staged + pt->offset, t->data, t->dtype, pt->numel) == 0,
                            SHOAL_ERR_FORMAT,
                            "%s: tensor \"%s\" has dtype %s; expected F32, F16 or BF16", path,
@@ -147,10 +155,10 @@ shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path) {
         seen[pt - m->table] = 1;
     }
     for (int i = 0; i < m->n_tensors; i++) {
-        SHOAL_REQUIRE_GOTO(seen[i], SHOAL_ERR_FORMAT, "%s: missing tensor \"%s%s\" (shape [%lld%s%lld])",
+        char want[64];
+        SHOAL_REQUIRE_GOTO(seen[i], SHOAL_ERR_FORMAT, "%s: missing tensor \"%s%s\" (shape %s)",
                            path, prefix, m->table[i].name + strlen("transformer."),
-                           (long long)m->table[i].shape[0], m->table[i].ndim > 1 ? ", " : "",
-                           (long long)(m->table[i].ndim > 1 ? m->table[i].shape[1] : 0));
+                           fmt_shape(want, sizeof want, m->table[i].ndim, m->table[i].shape));
     }
     if (lm_head) { /* tied: it must be wte, or the model is not what we run */
         const shoal_gpt_tensor *wte = &m->table[0];
@@ -172,6 +180,14 @@ cleanup:
     free(tmp);
     free(seen);
     free(staged);
+    return st;
+}
+
+shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path) {
+    shoal_safetensors *sf = NULL;
+    SHOAL_REQUIRE(m && path, SHOAL_ERR_INVALID_ARG, "shoal_gpt_load_safetensors: NULL argument");
+    SHOAL_CHECK(shoal_safetensors_open(path, &sf));
+    shoal_status st = shoal_gpt_load_tensors(m, sf, path);
     shoal_safetensors_close(sf);
     return st;
 }
@@ -282,8 +298,8 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
     snprintf(leaf, sizeof leaf, ".shoal-save.%ld", (long)getpid());
     SHOAL_CHECK(shoal_path_join(stage, sizeof stage, dir, leaf));
     remove_staging(stage);
-    SHOAL_REQUIRE(mkdir(stage, 0755) == 0, SHOAL_ERR_IO, "%s: cannot create staging directory",
-                  stage);
+    SHOAL_REQUIRE(mkdir(stage, 0755) == 0, SHOAL_ERR_IO,
+                  "%s: cannot create staging directory: %s", stage, strerror(errno));
     staged = 1;
 
     wt = calloc((size_t)m->n_tensors, sizeof *wt);
@@ -337,7 +353,8 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
     for (int i = 0; i < 3; i++) {
         SHOAL_CHECK_GOTO(shoal_path_join(p, sizeof p, stage, names[i]));
         SHOAL_CHECK_GOTO(shoal_path_join(dst, sizeof dst, dir, names[i]));
-        SHOAL_REQUIRE_GOTO(rename(p, dst) == 0, SHOAL_ERR_IO, "%s: rename into place failed", dst);
+        SHOAL_REQUIRE_GOTO(rename(p, dst) == 0, SHOAL_ERR_IO, "%s: rename into place failed: %s", dst,
+                           strerror(errno));
     }
     SHOAL_CHECK_GOTO(shoal_fsync_parent_dir(dst));
 cleanup:
