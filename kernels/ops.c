@@ -70,7 +70,8 @@ shoal_status shoal_ctx_init_cpu(shoal_ctx *ctx, int n_threads) {
     ctx->backend = SHOAL_BACKEND_CPU;
     ctx->n_threads = n_threads;
     ctx->k = &cpu_table;
-    shoal_cpu_blas_set_threads(n_threads);
+    /* sgemm runs inside our OpenMP regions, one slab per thread (kernels/cpu/matmul_cpu.c) */
+    shoal_cpu_blas_set_threads(1);
     return SHOAL_OK;
 }
 

@@ -9,8 +9,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define CPU_THREAD_NUM() omp_get_thread_num()
+#define CPU_NUM_THREADS() omp_get_num_threads()
 #else
 #define CPU_THREAD_NUM() 0
+#define CPU_NUM_THREADS() 1
 #endif
 
 /* Threads an op may use on this context (at least 1). */

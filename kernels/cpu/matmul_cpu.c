@@ -1,8 +1,8 @@
 /* matmul_cpu.c: matmul with bias, forward and backward, on the CPU.
  *
  * Every product is one row-major GEMM: through OpenBLAS's cblas_sgemm when the build has BLAS
- * (SHOAL_HAVE_BLAS; OpenBLAS runs its own threads, so it is called from outside any OpenMP
- * region), else through shoal_gemm_loops, a plain loop kernel parallel over output rows whose
+ * (SHOAL_HAVE_BLAS; each OpenMP thread runs a single-threaded sgemm on its slab of output rows,
+ * so one thread pool serves every op), else through shoal_gemm_loops, a plain loop kernel parallel over output rows whose
  * inner loop runs along contiguous memory so the compiler vectorises it. Bias and bias
  * gradients are simple loops. HF Conv1D weights are (IC, OC) and the tied lm_head is (OC, IC);
  * the layout flag picks the transposes, so no weight is ever copied.
@@ -58,9 +58,28 @@ void shoal_gemm_loops(int n_threads, int ta, int tb, int M, int N, int K, float 
 static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef SHOAL_HAVE_BLAS
-    (void)ctx;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    /* One thread pool: OpenMP threads each run a single-threaded sgemm on a slab of C's rows
+     * (OpenBLAS is set to 1 thread in shoal_ctx_init_cpu). Letting OpenBLAS's own pthread pool
+     * run beside OpenMP's made the two pools spin against each other: a quarter of a training
+     * step went to libgomp's spin-wait on 2 cores. */
+    int nt = CPU_NT(ctx);
+    if (nt == 1 || M < 32) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = CPU_THREAD_NUM(), n = CPU_NUM_THREADS();
+        int chunk = ((M + n - 1) / n + 15) & ~15; /* multiples of 16 rows keep kernels aligned */
+        int m0 = tid * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+        if (m1 > m0) {
+            const float *Ap = ta ? A + m0 : A + (size_t)m0 * lda;
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, m1 - m0, N, K, 1.0f, Ap, lda, B, ldb,
+                        beta, C + (size_t)m0 * ldc, ldc);
+        }
+    }
 #else
     shoal_gemm_loops(CPU_NT(ctx), ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 #endif
