@@ -30,7 +30,7 @@ shoal_status shoal_attention_forward_cpu(shoal_ctx *ctx, float *out, float *att,
     int hs = C / NH;
     size_t C3 = (size_t)3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *base = qkv + (size_t)b * T * C3;
@@ -75,7 +75,7 @@ shoal_status shoal_attention_backward_cpu(shoal_ctx *ctx, float *dqkv, const flo
     float scale = 1.0f / sqrtf((float)hs);
     float *scratch = malloc((size_t)nt * T * sizeof(float));
     if (!scratch) return SHOAL_ERR_NOMEM;
-#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             float *datt = scratch + (size_t)CPU_THREAD_NUM() * T;
@@ -123,7 +123,7 @@ shoal_status shoal_attention_decode_cpu(shoal_ctx *ctx, float *out, float *kcach
     float scale = 1.0f / sqrtf((float)hs);
     float *scratch = malloc((size_t)nt * (size_t)(pos + 1) * sizeof(float));
     if (!scratch) return SHOAL_ERR_NOMEM;
-#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             float *a = scratch + (size_t)CPU_THREAD_NUM() * (size_t)(pos + 1);

@@ -58,7 +58,7 @@ void shoal_gemm_loops(int n_threads, int ta, int tb, int M, int N, int K, float 
 static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef SHOAL_HAVE_BLAS
-    /* One thread pool: OpenMP threads each run a single-threaded sgemm on a slab of C's rows
+    /* One thread pool: OpenMP threads each run single-threaded sgemms on slabs of C's rows
      * (OpenBLAS is set to 1 thread in shoal_ctx_init_cpu). Letting OpenBLAS's own pthread pool
      * run beside OpenMP's made the two pools spin against each other: a quarter of a training
      * step went to libgomp's spin-wait on 2 cores. */
@@ -68,17 +68,18 @@ static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const floa
                     M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int tid = CPU_THREAD_NUM(), n = CPU_NUM_THREADS();
-        int chunk = ((M + n - 1) / n + 15) & ~15; /* multiples of 16 rows keep kernels aligned */
-        int m0 = tid * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
-        if (m1 > m0) {
-            const float *Ap = ta ? A + m0 : A + (size_t)m0 * lda;
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                        tb ? CblasTrans : CblasNoTrans, m1 - m0, N, K, 1.0f, Ap, lda, B, ldb,
-                        beta, C + (size_t)m0 * ldc, ldc);
-        }
+    /* A few slabs per thread, handed out dynamically: on a machine shared with other processes
+     * a descheduled thread's slabs go to the others instead of leaving them spinning at the
+     * barrier. Slabs are multiples of 16 rows and at least 32 rows, so each sgemm stays large. */
+    int want = (M + 4 * nt - 1) / (4 * nt);
+    int chunk = want < 32 ? 32 : (want + 15) & ~15;
+    int nch = (M + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int c = 0; c < nch; c++) {
+        int m0 = c * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+        const float *Ap = ta ? A + m0 : A + (size_t)m0 * lda;
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    m1 - m0, N, K, 1.0f, Ap, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
     }
 #else
     shoal_gemm_loops(CPU_NT(ctx), ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);

@@ -128,13 +128,18 @@ shoal_status shoal_layernorm_backward_cpu(shoal_ctx *ctx, float *dinp, float *dw
 /* sqrt(2/pi) */
 #define GELU_K 0.7978845608028654f
 
+/* tanh through one expf: 1 - 2/(e^{2u}+1). About twice as fast as tanhf here (GELU runs three
+ * times per layer per step); its absolute error (~1e-7) vanishes in 0.5*(1+tanh). Saturates
+ * correctly: e^{2u} = inf gives 1, e^{2u} = 0 gives -1. */
+static inline float tanh_fast(float u) { return 1.0f - 2.0f / (expf(2.0f * u) + 1.0f); }
+
 shoal_status shoal_gelu_forward_cpu(shoal_ctx *ctx, float *out, const float *inp, size_t n) {
     int nt = CPU_NT(ctx);
     (void)nt;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_fast(GELU_K * (x + 0.044715f * x * x * x)));
     }
     return SHOAL_OK;
 }
@@ -147,7 +152,7 @@ shoal_status shoal_gelu_backward_cpu(shoal_ctx *ctx, float *dinp, const float *d
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = tanh_fast(u);
         float sech2 = 1.0f - th * th;
         float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] += g * dout[i];
