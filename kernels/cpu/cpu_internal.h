@@ -25,4 +25,9 @@ void shoal_gemm_loops(int n_threads, int ta, int tb, int M, int N, int K, float 
                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
                       int ldc);
 
+/* The same product on the calling thread only: cblas_sgemm (OpenBLAS runs at 1 thread) or the
+ * loop kernel. For ops that already parallelise outside (attention: one task per head). */
+void shoal_gemm_1t(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+
 #endif

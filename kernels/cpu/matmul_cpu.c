@@ -55,6 +55,16 @@ void shoal_gemm_loops(int n_threads, int ta, int tb, int M, int N, int K, float 
     }
 }
 
+void shoal_gemm_1t(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
+#ifdef SHOAL_HAVE_BLAS
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    shoal_gemm_loops(1, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
 static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef SHOAL_HAVE_BLAS
