@@ -6,7 +6,8 @@
  * step a trainer runs). Reported: ms/step, tok/s, achieved GFLOP/s with the usual model count
  * (6*N per token, N = parameters without wpe, plus 12*L*C*T per token of attention, as PaLM
  * and nanoGPT count it), the sgemm GFLOP/s of the same GEMM path on the model's three matmul
- * shapes at this token count (the best of them, so the ratio errs low), their ratio, and peak
+ * shapes at this token count (the best of them, so the ratio errs low; measured before and
+ * after the steps, and averaged), their ratio, and peak
  * RSS (getrusage). Baseline and figure come from one process, so load from other processes
  * on the machine hits both; the load average is printed too.
  * Usage: train_cpu [--T 256] [--B 4] [--threads 2] [--steps 3]
@@ -73,12 +74,13 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < B * T; i++) tgt[i] = tok[(i + 1) % (B * T)];
 
-    /* baseline first: the sgemm rate at the model's shapes for B*T tokens */
+    /* baseline: the sgemm rate at the model's shapes for B*T tokens, before and after the
+     * training steps (the mean is the baseline, so a load change mid-run shows as a gap) */
     int N = B * T;
     double r1 = sgemm_rate(ctx, N, 768, 3072), r2 = sgemm_rate(ctx, N, 3072, 768);
     double r3 = sgemm_rate(ctx, N, 768, 2304);
-    double sg = r1 > r2 ? r1 : r2;
-    sg = sg > r3 ? sg : r3;
+    double sg_before = r1 > r2 ? r1 : r2;
+    sg_before = sg_before > r3 ? sg_before : r3;
 
     double total = 0, loss_first = 0, loss_last = 0;
     for (int step = 0; step <= steps; step++) { /* step 0 warms up (allocations, caches) */
@@ -101,6 +103,11 @@ int main(int argc, char **argv) {
         loss_last = loss;
         fprintf(stderr, "step %d: %.0f ms loss %.4f\n", step, el * 1e3, loss);
     }
+    double a1 = sgemm_rate(ctx, N, 768, 3072), a2 = sgemm_rate(ctx, N, 3072, 768);
+    double a3 = sgemm_rate(ctx, N, 768, 2304);
+    double sg_after = a1 > a2 ? a1 : a2;
+    sg_after = sg_after > a3 ? sg_after : a3;
+    double sg = 0.5 * (sg_before + sg_after);
     double sec = total / steps;
     size_t n_nonemb = np - (size_t)1024 * 768;
     double flop_tok = 6.0 * (double)n_nonemb + 12.0 * 12 * 768 * T;
@@ -128,9 +135,10 @@ int main(int argc, char **argv) {
     }
     printf("train_cpu: GPT-2 124M (%zu params) B=%d T=%d threads=%d gemm=%s commit=%s cpu=\"%s\" load=%.2f\n",
            np, B, T, threads, shoal_kernels_cpu_gemm_name(), shoal_build()->commit, cpu, load[0]);
-    printf("  step %.1f ms  %.0f tok/s  %.1f GFLOP/s achieved  sgemm %.1f GFLOP/s (shapes %.1f/%.1f/%.1f)  ratio %.2f  peak RSS %.2f GB  loss %.3f -> %.3f\n",
-           sec * 1e3, B * T / sec, gflops, sg, r1, r2, r3, gflops / sg, ru.ru_maxrss / 1048576.0,
-           loss_first, loss_last);
+    printf("  step %.1f ms  %.0f tok/s  %.1f GFLOP/s achieved  sgemm %.1f GFLOP/s (before %.1f, "
+           "after %.1f)  ratio %.2f  peak RSS %.2f GB  loss %.3f -> %.3f\n",
+           sec * 1e3, B * T / sec, gflops, sg, sg_before, sg_after, gflops / sg,
+           ru.ru_maxrss / 1048576.0, loss_first, loss_last);
     free(tok), free(tgt), free(mom), free(vel);
     shoal_gpt_free(m);
     return 0;
