@@ -78,11 +78,12 @@ static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const floa
                     M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* A few slabs per thread, handed out dynamically: on a machine shared with other processes
-     * a descheduled thread's slabs go to the others instead of leaving them spinning at the
-     * barrier. Slabs are multiples of 16 rows and at least 32 rows, so each sgemm stays large. */
-    int want = (M + 4 * nt - 1) / (4 * nt);
-    int chunk = want < 32 ? 32 : (want + 15) & ~15;
+    /* Two slabs per thread, handed out dynamically: on a machine shared with other processes
+     * a descheduled thread's slab goes to another thread instead of leaving it spinning at the
+     * barrier. Every slab re-packs the whole B operand, so slabs stay large (>= 64 rows; at 4
+     * slabs per thread the packing copies took a fifth of the sgemm time). */
+    int want = (M + 2 * nt - 1) / (2 * nt);
+    int chunk = want < 64 ? 64 : (want + 15) & ~15;
     int nch = (M + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int c = 0; c < nch; c++) {
