@@ -267,7 +267,16 @@ shoal_status shoal_scale_cpu(shoal_ctx *ctx, float *x, size_t n, float s) {
 }
 
 shoal_status shoal_zero_cpu(shoal_ctx *ctx, void *p, size_t bytes) {
-    (void)ctx;
-    if (p && bytes) memset(p, 0, bytes);
+    int nt = CPU_NT(ctx);
+    if (!p || !bytes) return SHOAL_OK;
+    /* zero_grad clears ~0.5 GB for GPT-2 124M: split it so every core's store bandwidth helps */
+    size_t chunk = (size_t)1 << 22;
+    size_t nch = (bytes + chunk - 1) / chunk;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < nch; i++) {
+        size_t off = i * chunk, len = bytes - off < chunk ? bytes - off : chunk;
+        memset((char *)p + off, 0, len);
+    }
     return SHOAL_OK;
 }
