@@ -388,6 +388,17 @@ static void test_ctx(void) {
     for (size_t i = 0; i < nslots; i++) CHECK(slots[i] != NULL);
     shoal_ctx_free(&c2);
     shoal_ctx_free(NULL);
+    /* zero: several 4 MB chunks and a ragged tail, nothing past the end touched */
+    size_t nb = ((size_t)5 << 20) + 3;
+    unsigned char *buf = malloc(nb + 16);
+    memset(buf, 0xab, nb + 16);
+    CHECK(shoal_zero_cpu(&ctx, buf, nb) == SHOAL_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < nb; i++) bad += buf[i] != 0;
+    CHECK_EQ_INT(bad, 0);
+    for (size_t i = nb; i < nb + 16; i++) CHECK(buf[i] == 0xab);
+    CHECK(shoal_zero_cpu(&ctx, NULL, 10) == SHOAL_OK);
+    free(buf);
 }
 
 int main(void) {
