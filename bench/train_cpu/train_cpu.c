@@ -6,8 +6,9 @@
  * step a trainer runs). Reported: ms/step, tok/s, achieved GFLOP/s with the usual model count
  * (6*N per token, N = parameters without wpe, plus 12*L*C*T per token of attention, as PaLM
  * and nanoGPT count it), the sgemm GFLOP/s of the same GEMM path on the model's three matmul
- * shapes at this token count (the best of them, so the ratio errs low; measured before and
- * after the steps, and averaged), their ratio, and peak
+ * shapes at this token count (the best of them, so the ratio errs low; measured right before
+ * and after every step), their ratio (and the median of per-step ratios), the share of the
+ * threads' CPU time the process actually got (lower means other load), and peak
  * RSS (getrusage). Baseline and figure come from one process, so load from other processes
  * on the machine hits both; the load average is printed too.
  * Usage: train_cpu [--T 256] [--B 4] [--threads 2] [--steps 3]
@@ -23,7 +24,7 @@
 #include "kernels/ops.h"
 #include "worker/model/gpt.h"
 
-static double sgemm_rate(shoal_ctx *ctx, int N, int IC, int OC) {
+static double sgemm_rate(shoal_ctx *ctx, int N, int IC, int OC, double secs) {
     float *a = malloc((size_t)N * IC * sizeof(float)), *w = malloc((size_t)IC * OC * sizeof(float));
     float *o = malloc((size_t)N * OC * sizeof(float));
     if (!a || !w || !o) exit(2);
@@ -36,9 +37,22 @@ static double sgemm_rate(shoal_ctx *ctx, int N, int IC, int OC) {
         SHOAL_OP(ctx, matmul_forward, o, a, w, NULL, N, IC, OC, SHOAL_W_IN_OUT);
         reps++;
         el = shoal_now_s() - t0;
-    } while (el < 1.5);
+    } while (el < secs);
     free(a), free(w), free(o);
     return flop * reps / el / 1e9;
+}
+
+/* Best of the model's three matmul shapes for N tokens (so the ratio errs low). */
+static double best_sgemm(shoal_ctx *ctx, int N) {
+    double r1 = sgemm_rate(ctx, N, 768, 3072, 0.5), r2 = sgemm_rate(ctx, N, 3072, 768, 0.5);
+    double r3 = sgemm_rate(ctx, N, 768, 2304, 0.5);
+    double r = r1 > r2 ? r1 : r2;
+    return r > r3 ? r : r3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -74,16 +88,21 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < B * T; i++) tgt[i] = tok[(i + 1) % (B * T)];
 
-    /* baseline: the sgemm rate at the model's shapes for B*T tokens, before and after the
-     * training steps (the mean is the baseline, so a load change mid-run shows as a gap) */
     int N = B * T;
-    double r1 = sgemm_rate(ctx, N, 768, 3072), r2 = sgemm_rate(ctx, N, 3072, 768);
-    double r3 = sgemm_rate(ctx, N, 768, 2304);
-    double sg_before = r1 > r2 ? r1 : r2;
-    sg_before = sg_before > r3 ? sg_before : r3;
+    double sg_sum = 0, ratios[64], cpu_share = 0;
+    if (steps > 64) steps = 64;
 
-    double total = 0, loss_first = 0, loss_last = 0;
+    size_t n_nonemb = np - (size_t)1024 * 768;
+    double flop_step = (6.0 * (double)n_nonemb + 12.0 * 12 * 768 * T) * B * T;
+    double total = 0, loss_first = 0, loss_last = 0, sg_prev = 0;
     for (int step = 0; step <= steps; step++) { /* step 0 warms up (allocations, caches) */
+        /* The baseline is measured right before and right after every timed step, and each
+         * step's ratio uses the mean of the two: on cores shared with other work the load
+         * drifts, and only adjacent measurements see the same load. */
+        double sg_pre = sg_prev;
+        if (step == 1) sg_pre = best_sgemm(ctx, N);
+        struct rusage u0, u1;
+        getrusage(RUSAGE_SELF, &u0);
         double t0 = shoal_now_s();
         float loss;
         if (shoal_gpt_forward(m, tok, tgt, NULL, B, T, &loss) != SHOAL_OK) return 1;
@@ -98,20 +117,28 @@ int main(int argc, char **argv) {
                      t->decay ? 0.1f : 0.0f, step + 1, 1.0f);
         }
         double el = shoal_now_s() - t0;
-        if (step == 0) loss_first = loss;
-        else total += el;
+        getrusage(RUSAGE_SELF, &u1);
+        if (step == 0) {
+            loss_first = loss;
+        } else {
+            double cpu = (double)(u1.ru_utime.tv_sec - u0.ru_utime.tv_sec + u1.ru_stime.tv_sec -
+                                  u0.ru_stime.tv_sec) +
+                         1e-6 * (double)(u1.ru_utime.tv_usec - u0.ru_utime.tv_usec +
+                                         u1.ru_stime.tv_usec - u0.ru_stime.tv_usec);
+            cpu_share += cpu / (el * threads);
+            total += el;
+            sg_prev = best_sgemm(ctx, N);
+            double sg = 0.5 * (sg_pre + sg_prev);
+            sg_sum += sg;
+            ratios[step - 1] = flop_step / el / 1e9 / sg;
+        }
         loss_last = loss;
         fprintf(stderr, "step %d: %.0f ms loss %.4f\n", step, el * 1e3, loss);
     }
-    double a1 = sgemm_rate(ctx, N, 768, 3072), a2 = sgemm_rate(ctx, N, 3072, 768);
-    double a3 = sgemm_rate(ctx, N, 768, 2304);
-    double sg_after = a1 > a2 ? a1 : a2;
-    sg_after = sg_after > a3 ? sg_after : a3;
-    double sg = 0.5 * (sg_before + sg_after);
-    double sec = total / steps;
-    size_t n_nonemb = np - (size_t)1024 * 768;
-    double flop_tok = 6.0 * (double)n_nonemb + 12.0 * 12 * 768 * T;
-    double gflops = flop_tok * B * T / sec / 1e9;
+    double sec = total / steps, sg = sg_sum / steps;
+    double gflops = flop_step / sec / 1e9;
+    qsort(ratios, (size_t)steps, sizeof ratios[0], cmp_double);
+    double ratio_med = steps % 2 ? ratios[steps / 2] : 0.5 * (ratios[steps / 2 - 1] + ratios[steps / 2]);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double load[3] = {0};
@@ -135,10 +162,12 @@ int main(int argc, char **argv) {
     }
     printf("train_cpu: GPT-2 124M (%zu params) B=%d T=%d threads=%d gemm=%s commit=%s cpu=\"%s\" load=%.2f\n",
            np, B, T, threads, shoal_kernels_cpu_gemm_name(), shoal_build()->commit, cpu, load[0]);
-    printf("  step %.1f ms  %.0f tok/s  %.1f GFLOP/s achieved  sgemm %.1f GFLOP/s (before %.1f, "
-           "after %.1f)  ratio %.2f  peak RSS %.2f GB  loss %.3f -> %.3f\n",
-           sec * 1e3, B * T / sec, gflops, sg, sg_before, sg_after, gflops / sg,
-           ru.ru_maxrss / 1048576.0, loss_first, loss_last);
+    printf("  step %.1f ms  %.0f tok/s  %.1f GFLOP/s achieved  sgemm %.1f GFLOP/s  ratio %.2f "
+           "(median of per-step ratios %.2f, range %.2f-%.2f)  CPU share %.0f%%  peak RSS %.2f GB  "
+           "loss %.3f -> %.3f\n",
+           sec * 1e3, B * T / sec, gflops, sg, gflops / sg, ratio_med, ratios[0],
+           ratios[steps - 1], 100.0 * cpu_share / steps, ru.ru_maxrss / 1048576.0, loss_first,
+           loss_last);
     free(tok), free(tgt), free(mom), free(vel);
     shoal_gpt_free(m);
     return 0;
