@@ -68,29 +68,42 @@ void shoal_gemm_1t(int ta, int tb, int M, int N, int K, float alpha, const float
 static void gemm(shoal_ctx *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef SHOAL_HAVE_BLAS
-    /* One thread pool: OpenMP threads each run single-threaded sgemms on slabs of C's rows
-     * (OpenBLAS is set to 1 thread in shoal_ctx_init_cpu). Letting OpenBLAS's own pthread pool
-     * run beside OpenMP's made the two pools spin against each other: a quarter of a training
-     * step went to libgomp's spin-wait on 2 cores. */
+    /* One thread pool: OpenMP threads each run single-threaded sgemms on slabs of C (OpenBLAS
+     * is set to 1 thread in shoal_ctx_init_cpu). Letting OpenBLAS's own pthread pool run beside
+     * OpenMP's made the two pools spin against each other: a quarter of a training step went to
+     * libgomp's spin-wait on 2 cores. */
     int nt = CPU_NT(ctx);
-    if (nt == 1 || M < 32) {
+    if (nt == 1 || (M < 64 && N < 64)) {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Two slabs per thread, handed out dynamically: on a machine shared with other processes
-     * a descheduled thread's slab goes to another thread instead of leaving it spinning at the
-     * barrier. Every slab re-packs the whole B operand, so slabs stay large (>= 64 rows; at 4
-     * slabs per thread the packing copies took a fifth of the sgemm time). */
-    int want = (M + 2 * nt - 1) / (2 * nt);
+    /* Split the larger side of C into slabs, two per thread, handed out dynamically: on a
+     * machine shared with other processes a descheduled thread's slab goes to another thread
+     * instead of leaving it spinning at the barrier. Every slab re-packs the whole operand of
+     * the other side, so the split runs along the larger dimension (splitting the 256 token rows
+     * of the lm_head product re-packed all of wte, 154 MB, per slab) and slabs stay >= 64. */
+    int rows = M >= N, D = rows ? M : N;
+    int want = (D + 2 * nt - 1) / (2 * nt);
     int chunk = want < 64 ? 64 : (want + 15) & ~15;
-    int nch = (M + chunk - 1) / chunk;
+    int nch = (D + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int c = 0; c < nch; c++) {
-        int m0 = c * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
-        const float *Ap = ta ? A + m0 : A + (size_t)m0 * lda;
+        int d0 = c * chunk, d1 = d0 + chunk < D ? d0 + chunk : D;
+        const float *Ap = A, *Bp = B;
+        int m = M, n = N;
+        float *Cp = C;
+        if (rows) { /* rows d0..d1 of C and of op(A) */
+            Ap = ta ? A + d0 : A + (size_t)d0 * lda;
+            Cp = C + (size_t)d0 * ldc;
+            m = d1 - d0;
+        } else { /* columns d0..d1 of C and of op(B) */
+            Bp = tb ? B + (size_t)d0 * ldb : B + d0;
+            Cp = C + d0;
+            n = d1 - d0;
+        }
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    m1 - m0, N, K, 1.0f, Ap, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+                    m, n, K, 1.0f, Ap, lda, Bp, ldb, beta, Cp, ldc);
     }
 #else
     shoal_gemm_loops(CPU_NT(ctx), ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);

@@ -157,16 +157,16 @@ static void test_gemm_loops(void) {
             }
 }
 
-/* The threaded GEMM path (row slabs per thread) on shapes big enough to split, 1 vs 3 threads,
- * against a double reference; forward and all backward products, both layouts. */
-static void test_matmul_threaded(void) {
-    enum { N = 70, IC = 33, OC = 45 };
+/* The threaded GEMM path (row or column slabs per thread) on shapes big enough to split, 1 vs 3
+ * threads, against a double reference; forward and all backward products, both layouts. */
+static void matmul_threaded_case(int N, int IC, int OC) {
     shoal_ctx c1, c3;
     CHECK(shoal_ctx_init_cpu(&c1, 1) == SHOAL_OK && shoal_ctx_init_cpu(&c3, 3) == SHOAL_OK);
     for (int lay = 0; lay < 2; lay++) {
-        float *in = rnd(N * IC), *w = rnd(IC * OC), *b = rnd(OC), *d = rnd(N * OC);
-        float *o1 = zeros(N * OC), *o3 = zeros(N * OC);
-        float *di1 = zeros(N * IC), *di3 = zeros(N * IC), *dw1 = zeros(IC * OC), *dw3 = zeros(IC * OC);
+        float *in = rnd((size_t)N * IC), *w = rnd((size_t)IC * OC), *b = rnd(OC), *d = rnd((size_t)N * OC);
+        float *o1 = zeros((size_t)N * OC), *o3 = zeros((size_t)N * OC);
+        float *di1 = zeros((size_t)N * IC), *di3 = zeros((size_t)N * IC);
+        float *dw1 = zeros((size_t)IC * OC), *dw3 = zeros((size_t)IC * OC);
         shoal_matmul_forward_cpu(&c1, o1, in, w, b, N, IC, OC, (shoal_wlayout)lay);
         shoal_matmul_forward_cpu(&c3, o3, in, w, b, N, IC, OC, (shoal_wlayout)lay);
         shoal_matmul_backward_cpu(&c1, di1, dw1, NULL, d, in, w, N, IC, OC, (shoal_wlayout)lay);
@@ -199,6 +199,11 @@ static void test_matmul_threaded(void) {
     }
     shoal_ctx_free(&c1);
     shoal_ctx_free(&c3);
+}
+static void test_matmul_threaded(void) {
+    matmul_threaded_case(70, 33, 45);  /* row slabs */
+    matmul_threaded_case(40, 33, 150); /* column slabs (forward, dw) */
+    matmul_threaded_case(20, 130, 9);  /* column slabs of dinp, row slabs of dw (IN_OUT) */
 }
 
 /* ---- attention ---- */
