@@ -160,8 +160,11 @@ int main(int argc, char **argv) {
             }
         fclose(f);
     }
-    printf("train_cpu: GPT-2 124M (%zu params) B=%d T=%d threads=%d gemm=%s commit=%s cpu=\"%s\" load=%.2f\n",
-           np, B, T, threads, shoal_kernels_cpu_gemm_name(), shoal_build()->commit, cpu, load[0]);
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("train_cpu: GPT-2 124M (%zu params) B=%d T=%d threads=%d gemm=%s OMP_WAIT_POLICY=%s "
+           "commit=%s cpu=\"%s\" load=%.2f\n",
+           np, B, T, threads, shoal_kernels_cpu_gemm_name(), wait ? wait : "(default)",
+           shoal_build()->commit, cpu, load[0]);
     printf("  step %.1f ms  %.0f tok/s  %.1f GFLOP/s achieved  sgemm %.1f GFLOP/s  ratio %.2f "
            "(median of per-step ratios %.2f, range %.2f-%.2f)  CPU share %.0f%%  peak RSS %.2f GB  "
            "loss %.3f -> %.3f\n",
