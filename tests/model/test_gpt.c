@@ -99,6 +99,13 @@ static void test_decode(void) {
         }
     }
     printf("decode vs full forward: max |diff| %.3g\n", worst);
+    /* batched prefill then steps == step-by-step from the start */
+    const float *lp = NULL;
+    CHECK(shoal_gpt_decode_prefill(m, seq, T - 2, &lp) == SHOAL_OK);
+    for (int v = 0; v < V; v++) CHECK(fabs(lp[v] - full[(size_t)(T - 3) * V + v]) < 1e-4);
+    for (int t = T - 2; t < T; t++) CHECK(shoal_gpt_decode_step(m, seq[t], t, &lp) == SHOAL_OK);
+    for (int v = 0; v < V; v++) CHECK(fabs(lp[v] - full[(size_t)(T - 1) * V + v]) < 1e-4);
+    CHECK(shoal_gpt_decode_prefill(m, seq, T + 1, &lp) == SHOAL_ERR_INVALID_ARG);
     CHECK(worst < 1e-4);
     CHECK(shoal_gpt_decode_step(m, 0, T, NULL) == SHOAL_ERR_INVALID_ARG);
     CHECK(shoal_gpt_decode_step(m, V, 0, NULL) == SHOAL_ERR_INVALID_ARG);

@@ -149,7 +149,8 @@ typedef struct {
 /* Generate up to max_new tokens after prompt (n_prompt >= 1 ids < vocab_size) with a KV cache.
  * out (room for max_new) receives only the new tokens; stops after sampling eot_id (which is
  * not written; eot_id < 0 disables) or when the context reaches n_positions. *n_out = count.
- * s NULL = greedy. INVALID_ARG for bad ids or a prompt longer than n_positions. */
+ * s NULL = greedy. INVALID_ARG for bad ids or a prompt longer than n_positions. Runs the prompt
+ * through the training activations (see decode_prefill). */
 shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_prompt, int max_new,
                                 const shoal_sampling *s, int32_t eot_id, int32_t *out,
                                 int *n_out);
@@ -158,6 +159,11 @@ shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_promp
  * reset the KV cache for sequences of up to max_T tokens, then feed tokens at positions 0, 1,
  * ... and read the (V) logits of each step. */
 shoal_status shoal_gpt_decode_reset(shoal_gpt *m, int max_T);
+/* Feed tokens[0..n) at positions 0..n-1 in one batched forward; *logits = the (V) logits after
+ * the last one. Uses (and invalidates) the training activations: a backward needs a new
+ * forward afterwards. generate() does the same. */
+shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n,
+                                      const float **logits);
 shoal_status shoal_gpt_decode_step(shoal_gpt *m, int32_t token, int pos, const float **logits);
 /* Pick the next token from (V) logits (modified in place) with the sampling settings and a
  * caller-held RNG state (seed it with s->seed). */

@@ -1,11 +1,12 @@
 /* gpt_decode.c: KV-cache decoding and sampling (greedy, temperature, top-k, top-p, seed).
  *
- * One token at a time through the same ops as training (N = 1 rows), with keys and values of
- * every layer appended to a (L, max_T, C) cache by the attention_decode op; the prompt is fed
- * through the same step, so prefill and decode cannot disagree. Sampling runs on the host over
+ * The prompt goes through one batched training-style forward whose keys and values are copied
+ * into a (L, max_T, C) cache; each new token then runs through the same ops with N = 1 rows,
+ * the attention_decode op appending its key and value to the cache. Sampling runs on the host over
  * the (V) logits with a splitmix64 stream seeded by the caller: the same seed, model and prompt
  * give the same tokens on every machine.
- * Tested by tests/model/test_gpt.c (decode logits == full forward logits; greedy generate ==
+ * Tested by tests/model/test_gpt.c (decode logits == full forward logits, prefill == stepwise;
+ * greedy generate ==
  * argmax of repeated full forwards; seeded sampling reproducible; top-k/top-p restrict support).
  */
 #define SHOAL_LOG_SUBSYS "model"
@@ -76,6 +77,31 @@ shoal_status shoal_gpt_decode_step(shoal_gpt *m, int32_t token, int pos, const f
     OP(layernorm_forward, kv->ln, NULL, NULL, kv->x, m->w.lnf_w, m->w.lnf_b, 1, C, c->ln_eps);
     OP(matmul_forward, kv->logits, kv->ln, m->w.wte, NULL, 1, C, c->vocab_size, SHOAL_W_OUT_IN);
     if (logits) *logits = kv->logits;
+    return SHOAL_OK;
+}
+
+shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n,
+                                      const float **logits) {
+    SHOAL_REQUIRE(m && m->kv.block && tokens, SHOAL_ERR_INVALID_ARG,
+                  "decode_prefill before decode_reset");
+    SHOAL_REQUIRE(n >= 1 && n <= m->kv.max_T, SHOAL_ERR_INVALID_ARG,
+                  "decode: prompt of %d tokens does not fit the cache of %d", n, m->kv.max_T);
+    /* One batched forward over the prompt (GEMMs instead of n matrix-vector passes), then its
+     * keys and values move into the cache: the forward keeps qkv (L,1,n,3C) for backward. */
+    SHOAL_CHECK(shoal_gpt_forward(m, tokens, NULL, NULL, 1, n, NULL));
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    size_t lstride = (size_t)m->kv.max_T * C;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const float *qkv = m->acts.qkv + (size_t)l * n * 3 * C;
+        for (int t = 0; t < n; t++) {
+            memcpy(m->kv.kc + l * lstride + (size_t)t * C, qkv + (size_t)t * 3 * C + C,
+                   (size_t)C * sizeof(float));
+            memcpy(m->kv.vc + l * lstride + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C,
+                   (size_t)C * sizeof(float));
+        }
+    }
+    memcpy(m->kv.logits, m->acts.logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    if (logits) *logits = m->kv.logits;
     return SHOAL_OK;
 }
 
@@ -173,7 +199,7 @@ shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_promp
     SHOAL_CHECK(shoal_gpt_decode_reset(m, total));
     uint64_t rng = s ? s->seed : 0;
     const float *logits = NULL;
-    for (int i = 0; i < n_prompt; i++) SHOAL_CHECK(shoal_gpt_decode_step(m, prompt[i], i, &logits));
+    SHOAL_CHECK(shoal_gpt_decode_prefill(m, prompt, n_prompt, &logits));
     int pos = n_prompt;
     while (*n_out < max_new) {
         int32_t next = shoal_gpt_sample(m->kv.logits, c->vocab_size, s, &rng);
