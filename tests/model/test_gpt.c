@@ -49,6 +49,8 @@ static void test_table_and_init(void) {
     CHECK(t && t->shape[0] == 256 && t->shape[1] == 64);
     CHECK(shoal_gpt_tensor_find(m, "lm_head.weight") == NULL);
     CHECK(shoal_gpt_tensor_at(m, 1000) == NULL);
+    CHECK(shoal_gpt_set_threads(m, 5000) == SHOAL_ERR_INVALID_ARG); /* keeps the old context */
+    CHECK(shoal_gpt_ctx(m)->k != NULL && shoal_gpt_ctx(m)->n_threads >= 1);
 
     CHECK(shoal_gpt_init_random(m, 7) == SHOAL_OK);
     float *copy = malloc(shoal_gpt_num_params(m) * sizeof(float));

@@ -166,8 +166,11 @@ void shoal_gpt_free(shoal_gpt *m) {
 
 shoal_status shoal_gpt_set_threads(shoal_gpt *m, int n_threads) {
     SHOAL_REQUIRE(m != NULL, SHOAL_ERR_INVALID_ARG, "shoal_gpt_set_threads: model is NULL");
+    shoal_ctx fresh; /* the model keeps its old context when the new one is refused */
+    SHOAL_CHECK(shoal_ctx_init_cpu(&fresh, n_threads));
     shoal_ctx_free(&m->ctx);
-    return shoal_ctx_init_cpu(&m->ctx, n_threads);
+    m->ctx = fresh;
+    return SHOAL_OK;
 }
 
 shoal_ctx *shoal_gpt_ctx(shoal_gpt *m) { return &m->ctx; }
