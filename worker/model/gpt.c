@@ -309,6 +309,7 @@ shoal_status shoal_gpt_forward(shoal_gpt *m, const int32_t *tokens, const int32_
     SHOAL_CHECK(acts_alloc(m, B, T));
     gpt_acts *a = &m->acts;
     m->have_targets = 0;
+    m->dp_ready = 0;
     m->cur_B = B;
     m->cur_T = T;
     memcpy(a->tokens, tokens, (size_t)N * sizeof(int32_t));

@@ -74,6 +74,8 @@ struct shoal_gpt {
     int cur_B, cur_T;      /* shape of the last forward */
     int have_targets;      /* last forward had targets and backward has not consumed it */
     float count_inv;       /* 1 / counted tokens of the last forward */
+    int dp_ready;          /* gpt_dp.c: per-example dlogits of the last forward are in the
+                            * logits buffer (norms pass done), weighted backward may run */
     gpt_kv kv;
     json_t *hf_config;     /* config.json the model was loaded from (kept on save), or NULL */
 };
