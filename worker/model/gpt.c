@@ -154,6 +154,7 @@ void shoal_gpt_free(shoal_gpt *m) {
     if (!m) return;
     free(m->acts.block);
     free(m->kv.block);
+    free(m->dp_block);
     free(m->params);
     free(m->grads);
     free(m->table);

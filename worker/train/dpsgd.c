@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "privacy/rdp.h"
 #include "privacy/clip.h"
 #include "privacy/rng.h"
@@ -177,6 +178,7 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
                   shoal_gpt_num_params(m), (unsigned long long)dp->d);
     int poisson = dp->drawn && dp->drawn_n == n;
     dp->drawn = 0;
+    double t0 = shoal_now_s();
     shoal_gpt_zero_grad(m);
     size_t clipped = 0, loss_n = 0;
     double norm_sum = 0.0, loss_sum = 0.0;
@@ -214,7 +216,9 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
         for (int b = 0; b < nb; b++) norm_sum += dp->norms[b];
     }
     float *g = shoal_gpt_grads(m);
+    double t1 = shoal_now_s();
     SHOAL_CHECK(add_noise(dp, g, dp->d));
+    double t2 = shoal_now_s();
     double expected = dp->cfg.sample_rate * (double)dp->cfg.n_examples;
     SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), scale, g, dp->d, (float)(1.0 / expected)));
     if (!poisson && !dp->not_poisson)
@@ -234,6 +238,8 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
             shoal_dp_accountant_epsilon(dp->acct, dp->cfg.delta, &eps, NULL) != SHOAL_OK)
             eps = NAN;
         info->epsilon = eps;
+        info->clip_s = t1 - t0;
+        info->noise_s = t2 - t1;
     }
     return SHOAL_OK;
 }

@@ -57,6 +57,7 @@ typedef struct {
     double mean_norm;      /* mean per-example gradient norm before clipping (0 if empty) */
     double mean_loss;      /* mean of the examples' losses that counted tokens (NAN if none) */
     double epsilon;        /* ε so far at δ after this step (NAN when not reportable) */
+    double clip_s, noise_s; /* wall seconds in forward + norms + clipped backward, in noise */
 } shoal_dpsgd_step_info;
 
 typedef struct shoal_dpsgd shoal_dpsgd;
