@@ -41,6 +41,23 @@ extern "C" {
  * (column, bucket) walks all positions in order, so there are no atomics and no races. */
 #define SHOAL_ENC_BUCKETS 64
 
+/* The tile arithmetic the kernels run, inline so device code and the C functions below share
+ * one definition (the functions call these; test_cuda_plan.c tests the functions). */
+#if defined(__CUDACC__)
+#define SHOAL_PLAN_HD static __host__ __device__ __forceinline__
+#else
+#define SHOAL_PLAN_HD static inline
+#endif
+SHOAL_PLAN_HD int shoal_plan_ceil_div_dev(int a, int b) { return (a + b - 1) / b; }
+/* Key tiles a causal query tile qi visits (square SHOAL_FA_BQ == SHOAL_FA_BK tiles). */
+SHOAL_PLAN_HD int shoal_plan_fa_kv_tiles_dev(int T, int qi)
+{
+    int last = (qi + 1) * SHOAL_FA_BQ;
+    return shoal_plan_ceil_div_dev(last < T ? last : T, SHOAL_FA_BK);
+}
+/* First query tile that sees key tile kj. */
+SHOAL_PLAN_HD int shoal_plan_fa_first_q_tile_dev(int kj) { return kj * SHOAL_FA_BK / SHOAL_FA_BQ; }
+
 /* ceil(a / b) for a >= 0, b > 0. */
 long long shoal_plan_ceil_div(long long a, long long b);
 
