@@ -2,6 +2,7 @@
  * headers: built into shoal_cuda_plan, which the CUDA library links and which CI tests with gcc
  * and under ASan/UBSan even when the build has no CUDA (tests/kernels_cuda/test_cuda_plan.c).
  */
+#define SHOAL_LOG_SUBSYS "cuda"
 #include "kernels/cuda/cuda_plan.h"
 
 #include <limits.h>
