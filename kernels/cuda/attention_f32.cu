@@ -60,7 +60,7 @@ __global__ void attention_forward_f32_kernel(float *out, float *lse, const float
     if (g >= (long long)B * NH * T) return;
     int t = (int)(g % T), bh = (int)(g / T), b = bh / NH, h = bh % NH;
     int hd = C / NH;
-    float scale = rsqrtf((float)hd);
+    float scale = (1.0f / sqrtf((float)hd));
     size_t C3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hd;
     float q[EPL], acc[EPL];
@@ -103,7 +103,7 @@ __global__ void attention_backward_dq_f32_kernel(float *dqkv, float *Dbuf, const
     if (g >= (long long)B * NH * T) return;
     int i = (int)(g % T), bh = (int)(g / T), b = bh / NH, h = bh % NH;
     int hd = C / NH;
-    float scale = rsqrtf((float)hd);
+    float scale = (1.0f / sqrtf((float)hd));
     size_t C3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hd;
     float q[EPL], go[EPL], dq[EPL];
@@ -148,7 +148,7 @@ __global__ void attention_backward_dkv_f32_kernel(float *dqkv, const float *Dbuf
     if (g >= (long long)B * NH * T) return;
     int j = (int)(g % T), bh = (int)(g / T), b = bh / NH, h = bh % NH;
     int hd = C / NH;
-    float scale = rsqrtf((float)hd);
+    float scale = (1.0f / sqrtf((float)hd));
     size_t C3 = 3 * (size_t)C;
     const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hd;
     float k[EPL], v[EPL], dk[EPL], dv[EPL];
@@ -194,7 +194,7 @@ __global__ void attention_decode_f32_kernel(float *out, float *kcache, float *vc
     int g = blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (g >= B * NH) return;
     int b = g / NH, h = g % NH, hd = C / NH;
-    float scale = rsqrtf((float)hd);
+    float scale = (1.0f / sqrtf((float)hd));
     const float *row = qkv + (size_t)b * 3 * C + (size_t)h * hd;
     float *kc = kcache + (size_t)b * Tmax * C + (size_t)h * hd;
     float *vc = vcache + (size_t)b * Tmax * C + (size_t)h * hd;

@@ -111,22 +111,22 @@ __global__ void scale_kernel(float *x, size_t n, float s)
         x[i] *= s;
 }
 
-/* AdamW, torch.optim.AdamW order: decoupled decay first, then the moments. bc1 = 1 - b1^step,
- * bc2 = 1 - b2^step are computed on the host in double. */
+/* AdamW in torch.optim.AdamW's single-tensor order (the CPU twin uses the same): decoupled
+ * decay, lerp into m, v, then p -= step_size * m / (sqrt(v) / sqrt(bc2) + eps), with
+ * step_size = lr / bc1, sqrt(bc2) and decay = 1 - lr*wd computed on the host in double. */
 __global__ void adamw_kernel(float *params, __nv_bfloat16 *params_bf16, const float *grads,
-                             float *m, float *v, size_t n, float lr, float b1, float b2,
-                             float eps, float wd, float bc1, float bc2, float grad_scale)
+                             float *m, float *v, size_t n, float b1, float b2, float eps,
+                             float decay, float step_size, float bc2_sqrt, float grad_scale)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float g = grads[i] * grad_scale;
-        float p = params[i];
-        p -= lr * wd * p;
-        float mi = b1 * m[i] + (1.0f - b1) * g;
+        float mi = m[i] + (1.0f - b1) * (g - m[i]);
         float vi = b2 * v[i] + (1.0f - b2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        p -= lr * (mi / bc1) / (sqrtf(vi / bc2) + eps);
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        float p = params[i] * decay - step_size * (mi / denom);
         params[i] = p;
         if (params_bf16) params_bf16[i] = __float2bfloat16_rn(p);
     }
@@ -284,10 +284,12 @@ static shoal_status adamw_launch(shoal_ctx *ctx, float *params, __nv_bfloat16 *p
         SHOAL_LOG_ERROR("adamw: step %d must be >= 1", step);
         return SHOAL_ERR_INVALID_ARG;
     }
-    float bc1 = (float)(1.0 - pow((double)beta1, (double)step));
-    float bc2 = (float)(1.0 - pow((double)beta2, (double)step));
+    double bc1 = 1.0 - pow((double)beta1, (double)step);
+    double bc2 = 1.0 - pow((double)beta2, (double)step);
+    float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float decay = 1.0f - lr * weight_decay;
     adamw_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        params, pbf16, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2,
+        params, pbf16, grads, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt,
         grad_scale);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;

@@ -55,7 +55,7 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
         float d = x[c] - m;
         v += d * d;
     }
-    float r = rsqrtf(warp_sum(v) / C + eps);
+    float r = 1.0f / sqrtf(warp_sum(v) / C + eps);
     float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) {
@@ -149,7 +149,7 @@ __global__ void crossentropy_backward_kernel(float *dlogits, const float *logits
 {
     int row = blockIdx.x;
     int t = targets[row];
-    float wgt = t < 0 ? 0.0f : scale * (mask ? (float)mask[row] : 1.0f);
+    float wgt = (t < 0 || (mask && !mask[row])) ? 0.0f : scale; /* as the CPU twin: mask is 0/1 */
     float l = lse[row];
     const float *x = logits + (size_t)row * V;
     float *d = dlogits + (size_t)row * V;
