@@ -6,7 +6,8 @@
  * accumulate into start from the same random values on both sides, which tests the += too.
  * Errors are ||gpu - cpu|| / ||cpu|| in double: fp32 <= 1e-5, bf16 <= 2e-2 (the CPU reference
  * then runs on the bf16-rounded inputs). Attention runs at T = 1, 17, 1000 with head dims 64
- * and 128; determinism is checked by running an op twice and comparing bits.
+ * and 128; determinism is checked by running an op twice and comparing bits. memcheck.sh runs
+ * the attention cases under compute-sanitizer.
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -547,8 +548,17 @@ static void test_optimizer(void)
     cudaFree(dv2); cudaFree(pb);
 }
 
-int main(void)
+/* argv[1], when given, runs only the cases whose name contains it (memcheck.sh passes
+ * "attention": compute-sanitizer is slow). */
+static const char *only;
+#define RUN_IF(fn)                                                                                 \
+    do {                                                                                           \
+        if (!only || strstr(#fn, only)) TEST_RUN(fn);                                              \
+    } while (0)
+
+int main(int argc, char **argv)
 {
+    only = argc > 1 ? argv[1] : NULL;
     if (shoal_cuda_device_count() == 0) TEST_SKIP("no CUDA device");
     const char *s = getenv("SHOAL_TEST_SEED");
     rng_state = s ? strtoull(s, NULL, 10) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
@@ -560,15 +570,15 @@ int main(void)
     }
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) printf("device: %s\n", prop.name);
-    TEST_RUN(test_encoder);
-    TEST_RUN(test_layernorm);
-    TEST_RUN(test_matmul);
-    TEST_RUN(test_attention);
-    TEST_RUN(test_attention_fp32_determinism);
-    TEST_RUN(test_attention_decode);
-    TEST_RUN(test_pointwise);
-    TEST_RUN(test_crossentropy);
-    TEST_RUN(test_optimizer);
+    RUN_IF(test_encoder);
+    RUN_IF(test_layernorm);
+    RUN_IF(test_matmul);
+    RUN_IF(test_attention);
+    RUN_IF(test_attention_fp32_determinism);
+    RUN_IF(test_attention_decode);
+    RUN_IF(test_pointwise);
+    RUN_IF(test_crossentropy);
+    RUN_IF(test_optimizer);
     shoal_ctx_free_cuda(&gpu);
     shoal_ctx_free(&cpu);
     return TEST_EXIT();
