@@ -3,9 +3,9 @@
  *
  * Without a driver cudaGetDeviceCount fails (cudaErrorInsufficientDriver); the backend must
  * report 0 devices rather than an error, and refuse a context on a device that is not there
- * with INVALID_ARG, leaving the context zeroed; and every op must reject bad shapes (head dims,
- * C % NH, decode position, AdamW step, GEMM dims) before touching the device. With SHOAL_EXPECT_GPU=1 (the GPU machine) it
- * also requires a device and a working context round trip.
+ * with INVALID_ARG, leaving the context zeroed; and every op must reject bad shapes (head
+ * dims, C % NH, decode position, AdamW step, GEMM dims) before touching the device. With
+ * SHOAL_EXPECT_GPU=1 (the GPU machine) it also requires a device and a context round trip.
  */
 #include <stdlib.h>
 #include <string.h>
