@@ -12,8 +12,13 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/cuda_internal.h"
+#include "kernels/cuda/cuda_types.cuh"
 
 namespace {
+
+using shoal_cuda::from_f32;
+using shoal_cuda::to_f32;
+typedef __nv_bfloat16 bf16;
 
 __device__ __forceinline__ float gelu_tanh(float x)
 {
@@ -32,7 +37,8 @@ __device__ __forceinline__ float gelu_tanh_grad(float x)
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * k * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-__global__ void encoder_forward_kernel(float *out, const int32_t *tokens, const float *wte,
+template <typename TO>
+__global__ void encoder_forward_kernel(TO *out, const int32_t *tokens, const float *wte,
                                        const float *wpe, int BT, int T, int C, int pos0)
 {
     size_t n = (size_t)BT * C;
@@ -41,18 +47,19 @@ __global__ void encoder_forward_kernel(float *out, const int32_t *tokens, const 
         size_t bt = i / C;
         int c = (int)(i % C);
         int t = (int)(bt % T);
-        out[i] = wte[(size_t)tokens[bt] * C + c] + wpe[(size_t)(pos0 + t) * C + c];
+        out[i] = from_f32<TO>(wte[(size_t)tokens[bt] * C + c] + wpe[(size_t)(pos0 + t) * C + c]);
     }
 }
 
 /* dwpe[t,c] += sum_b dout[b,t,c]: one thread per (t, c), b in order. */
-__global__ void encoder_backward_wpe_kernel(float *dwpe, const float *dout, int B, int T, int C)
+template <typename TI>
+__global__ void encoder_backward_wpe_kernel(float *dwpe, const TI *dout, int B, int T, int C)
 {
     size_t n = (size_t)T * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float acc = 0.0f;
-        for (int b = 0; b < B; b++) acc += dout[(size_t)b * n + i];
+        for (int b = 0; b < B; b++) acc += to_f32(dout[(size_t)b * n + i]);
         dwpe[i] += acc;
     }
 }
@@ -60,7 +67,8 @@ __global__ void encoder_backward_wpe_kernel(float *dwpe, const float *dout, int 
 /* dwte[tok,c] += dout[p,c] for every position p: thread (c, bucket) handles the positions whose
  * token falls in its bucket, in position order. Tokens of one bucket never meet another
  * bucket's thread, so no two threads write the same dwte element. */
-__global__ void encoder_backward_wte_kernel(float *dwte, const float *dout, const int32_t *tokens,
+template <typename TI>
+__global__ void encoder_backward_wte_kernel(float *dwte, const TI *dout, const int32_t *tokens,
                                             int BT, int C, int buckets)
 {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -69,7 +77,7 @@ __global__ void encoder_backward_wte_kernel(float *dwte, const float *dout, cons
     for (int p = 0; p < BT; p++) {
         int tok = tokens[p]; /* same for the whole warp: a broadcast load */
         if (tok % buckets != bucket) continue;
-        dwte[(size_t)tok * C + c] += dout[(size_t)p * C + c];
+        dwte[(size_t)tok * C + c] += to_f32(dout[(size_t)p * C + c]);
     }
 }
 
@@ -80,27 +88,30 @@ __global__ void gelu_forward_kernel(float *out, const float *inp, size_t n)
         out[i] = gelu_tanh(inp[i]);
 }
 
-__global__ void gelu_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n)
+template <typename T>
+__global__ void gelu_backward_kernel(T *dinp, const T *dout, const T *inp, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        dinp[i] += gelu_tanh_grad(inp[i]) * dout[i];
+        dinp[i] = from_f32<T>(to_f32(dinp[i]) + gelu_tanh_grad(to_f32(inp[i])) * to_f32(dout[i]));
 }
 
-__global__ void residual_forward_kernel(float *out, const float *a, const float *b, size_t n)
+template <typename T>
+__global__ void residual_forward_kernel(T *out, const T *a, const T *b, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        out[i] = a[i] + b[i];
+        out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
 
-__global__ void residual_backward_kernel(float *da, float *db, const float *dout, size_t n)
+template <typename T>
+__global__ void residual_backward_kernel(T *da, T *db, const T *dout, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        float g = dout[i];
-        if (da) da[i] += g;
-        if (db) db[i] += g;
+        float g = to_f32(dout[i]);
+        if (da) da[i] = from_f32<T>(to_f32(da[i]) + g);
+        if (db) db[i] = from_f32<T>(to_f32(db[i]) + g);
     }
 }
 
@@ -184,6 +195,69 @@ __global__ void bf16_to_f32_kernel(float *out, const __nv_bfloat16 *inp, size_t 
 /* Grid for n elements: enough blocks to cover n at 4 elements per thread, at most 4096. */
 unsigned ew_blocks(size_t n) { return shoal_plan_blocks(n, SHOAL_EW_THREADS, 4, 4096); }
 
+template <typename TO>
+shoal_status encoder_forward_launch(shoal_ctx *ctx, TO *out, const int32_t *tokens,
+                                    const float *wte, const float *wpe, int B, int T, int C,
+                                    int pos0)
+{
+    size_t n = (size_t)B * T * C;
+    if (n == 0) return SHOAL_OK;
+    encoder_forward_kernel<TO><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
+        out, tokens, wte, wpe, B * T, T, C, pos0);
+    SHOAL_CUDA_LAUNCHED();
+    return SHOAL_OK;
+}
+
+template <typename TI>
+shoal_status encoder_backward_launch(shoal_ctx *ctx, float *dwte, float *dwpe, const TI *dout,
+                                     const int32_t *tokens, int B, int T, int C)
+{
+    if ((size_t)B * T * C == 0) return SHOAL_OK;
+    cudaStream_t s = SHOAL_CUDA_STREAM(ctx);
+    if (dwpe) {
+        encoder_backward_wpe_kernel<TI><<<ew_blocks((size_t)T * C), SHOAL_EW_THREADS, 0, s>>>(
+            dwpe, dout, B, T, C);
+        SHOAL_CUDA_LAUNCHED();
+    }
+    if (dwte) {
+        dim3 grid((unsigned)shoal_plan_ceil_div(C, 128), SHOAL_ENC_BUCKETS);
+        encoder_backward_wte_kernel<TI><<<grid, 128, 0, s>>>(dwte, dout, tokens, B * T, C,
+                                                             SHOAL_ENC_BUCKETS);
+        SHOAL_CUDA_LAUNCHED();
+    }
+    return SHOAL_OK;
+}
+
+template <typename T>
+shoal_status gelu_backward_launch(shoal_ctx *ctx, T *dinp, const T *dout, const T *inp, size_t n)
+{
+    if (n == 0 || !dinp) return SHOAL_OK;
+    gelu_backward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
+        dinp, dout, inp, n);
+    SHOAL_CUDA_LAUNCHED();
+    return SHOAL_OK;
+}
+
+template <typename T>
+shoal_status residual_forward_launch(shoal_ctx *ctx, T *out, const T *a, const T *b, size_t n)
+{
+    if (n == 0) return SHOAL_OK;
+    residual_forward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
+        out, a, b, n);
+    SHOAL_CUDA_LAUNCHED();
+    return SHOAL_OK;
+}
+
+template <typename T>
+shoal_status residual_backward_launch(shoal_ctx *ctx, T *da, T *db, const T *dout, size_t n)
+{
+    if (n == 0 || (!da && !db)) return SHOAL_OK;
+    residual_backward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
+        da, db, dout, n);
+    SHOAL_CUDA_LAUNCHED();
+    return SHOAL_OK;
+}
+
 } // namespace
 
 extern "C" {
@@ -192,32 +266,14 @@ shoal_status shoal_encoder_forward_cuda(shoal_ctx *ctx, float *out, const int32_
                                         const float *wte, const float *wpe, int B, int T, int C,
                                         int pos0)
 {
-    size_t n = (size_t)B * T * C;
-    if (n == 0) return SHOAL_OK;
-    encoder_forward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        out, tokens, wte, wpe, B * T, T, C, pos0);
-    SHOAL_CUDA_LAUNCHED();
-    return SHOAL_OK;
+    return encoder_forward_launch<float>(ctx, out, tokens, wte, wpe, B, T, C, pos0);
 }
 
 shoal_status shoal_encoder_backward_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
                                          const float *dout, const int32_t *tokens, int B, int T,
                                          int C)
 {
-    if ((size_t)B * T * C == 0) return SHOAL_OK;
-    cudaStream_t s = SHOAL_CUDA_STREAM(ctx);
-    if (dwpe) {
-        encoder_backward_wpe_kernel<<<ew_blocks((size_t)T * C), SHOAL_EW_THREADS, 0, s>>>(
-            dwpe, dout, B, T, C);
-        SHOAL_CUDA_LAUNCHED();
-    }
-    if (dwte) {
-        dim3 grid((unsigned)shoal_plan_ceil_div(C, 128), SHOAL_ENC_BUCKETS);
-        encoder_backward_wte_kernel<<<grid, 128, 0, s>>>(dwte, dout, tokens, B * T, C,
-                                                         SHOAL_ENC_BUCKETS);
-        SHOAL_CUDA_LAUNCHED();
-    }
-    return SHOAL_OK;
+    return encoder_backward_launch<float>(ctx, dwte, dwpe, dout, tokens, B, T, C);
 }
 
 shoal_status shoal_gelu_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, size_t n)
@@ -232,31 +288,19 @@ shoal_status shoal_gelu_forward_cuda(shoal_ctx *ctx, float *out, const float *in
 shoal_status shoal_gelu_backward_cuda(shoal_ctx *ctx, float *dinp, const float *dout,
                                       const float *inp, size_t n)
 {
-    if (n == 0 || !dinp) return SHOAL_OK;
-    gelu_backward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        dinp, dout, inp, n);
-    SHOAL_CUDA_LAUNCHED();
-    return SHOAL_OK;
+    return gelu_backward_launch<float>(ctx, dinp, dout, inp, n);
 }
 
 shoal_status shoal_residual_forward_cuda(shoal_ctx *ctx, float *out, const float *a,
                                          const float *b, size_t n)
 {
-    if (n == 0) return SHOAL_OK;
-    residual_forward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        out, a, b, n);
-    SHOAL_CUDA_LAUNCHED();
-    return SHOAL_OK;
+    return residual_forward_launch<float>(ctx, out, a, b, n);
 }
 
 shoal_status shoal_residual_backward_cuda(shoal_ctx *ctx, float *da, float *db,
                                           const float *dout, size_t n)
 {
-    if (n == 0 || (!da && !db)) return SHOAL_OK;
-    residual_backward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        da, db, dout, n);
-    SHOAL_CUDA_LAUNCHED();
-    return SHOAL_OK;
+    return residual_backward_launch<float>(ctx, da, db, dout, n);
 }
 
 shoal_status shoal_scale_cuda(shoal_ctx *ctx, float *x, size_t n, float s)
@@ -351,6 +395,39 @@ shoal_status shoal_cuda_bf16_to_f32(shoal_ctx *ctx, float *out, const shoal_bf16
         out, (const __nv_bfloat16 *)inp, n);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
+}
+
+shoal_status shoal_encoder_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, const int32_t *tokens,
+                                             const float *wte, const float *wpe, int B, int T,
+                                             int C, int pos0)
+{
+    return encoder_forward_launch<bf16>(ctx, (bf16 *)out, tokens, wte, wpe, B, T, C, pos0);
+}
+
+shoal_status shoal_encoder_backward_bf16_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
+                                              const shoal_bf16 *dout, const int32_t *tokens,
+                                              int B, int T, int C)
+{
+    return encoder_backward_launch<bf16>(ctx, dwte, dwpe, (const bf16 *)dout, tokens, B, T, C);
+}
+
+shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp,
+                                           const shoal_bf16 *dout, const shoal_bf16 *inp, size_t n)
+{
+    return gelu_backward_launch<bf16>(ctx, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
+                                      n);
+}
+
+shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
+                                              const shoal_bf16 *a, const shoal_bf16 *b, size_t n)
+{
+    return residual_forward_launch<bf16>(ctx, (bf16 *)out, (const bf16 *)a, (const bf16 *)b, n);
+}
+
+shoal_status shoal_residual_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *da, shoal_bf16 *db,
+                                               const shoal_bf16 *dout, size_t n)
+{
+    return residual_backward_launch<bf16>(ctx, (bf16 *)da, (bf16 *)db, (const bf16 *)dout, n);
 }
 
 } // extern "C"

@@ -78,6 +78,43 @@ shoal_status shoal_attention_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dqkv
                                                 const shoal_bf16 *out, const float *lse, int B,
                                                 int T, int C, int NH);
 
+/* The remaining training ops on bf16 activations, with ops.h's semantics (accumulate += into
+ * gradients, NULL = skip) and fp32 arithmetic inside. Parameter gradients (dwte, dwpe, dw, db)
+ * are fp32, activation gradients bf16. mean/rstd/lse/losses stay fp32. */
+/* out (B,T,C) bf16 = wte[tokens] + wpe[pos0 + t] from the fp32 master embeddings. */
+shoal_status shoal_encoder_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
+                                             const int32_t *tokens, const float *wte,
+                                             const float *wpe, int B, int T, int C, int pos0);
+shoal_status shoal_encoder_backward_bf16_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
+                                              const shoal_bf16 *dout, const int32_t *tokens,
+                                              int B, int T, int C);
+shoal_status shoal_layernorm_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, float *mean,
+                                               float *rstd, const shoal_bf16 *inp,
+                                               const shoal_bf16 *w, const shoal_bf16 *b, int N,
+                                               int C, float eps);
+shoal_status shoal_layernorm_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, float *dw,
+                                                float *db, const shoal_bf16 *dout,
+                                                const shoal_bf16 *inp, const shoal_bf16 *w,
+                                                const float *mean, const float *rstd, int N,
+                                                int C);
+/* GELU forward in bf16 is the matmul epilogue (shoal_matmul_forward_bf16_cuda, gelu = 1);
+ * backward: dinp += gelu'(pre_gelu) * dout. */
+shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp,
+                                           const shoal_bf16 *dout, const shoal_bf16 *inp,
+                                           size_t n);
+shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
+                                              const shoal_bf16 *a, const shoal_bf16 *b, size_t n);
+shoal_status shoal_residual_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *da, shoal_bf16 *db,
+                                               const shoal_bf16 *dout, size_t n);
+shoal_status shoal_crossentropy_forward_bf16_cuda(shoal_ctx *ctx, float *losses, float *lse,
+                                                  const shoal_bf16 *logits,
+                                                  const int32_t *targets, int N, int V);
+/* OVERWRITES dlogits (bf16); may run in place. */
+shoal_status shoal_crossentropy_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dlogits,
+                                                   const shoal_bf16 *logits, const float *lse,
+                                                   const int32_t *targets, const uint8_t *mask,
+                                                   float scale, int N, int V);
+
 /* AdamW as ops.h's adamw_update on fp32 master weights, also writing the bf16 copy of the
  * updated parameters (params_bf16 may be NULL). grads fp32. */
 shoal_status shoal_adamw_update_mixed_cuda(shoal_ctx *ctx, float *master,

@@ -548,6 +548,130 @@ static void test_optimizer(void)
     cudaFree(dv2); cudaFree(pb);
 }
 
+/* The bf16 training ops against the CPU table run on the bf16-rounded inputs. */
+static void test_bf16_training_ops(void)
+{
+    int B = 2, T = 33, C = 256, V = 300, N = B * T;
+    size_t n = (size_t)N * C;
+    /* encoder */
+    int32_t *tok = malloc(N * sizeof(int32_t));
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)(rnd() % 9);
+    float *wte = hrand((size_t)V * C, -1, 1), *wpe = hrand((size_t)T * C, -1, 1);
+    float *ref = malloc(n * 4);
+    int32_t *dtok = dup_bytes(tok, N * sizeof(int32_t));
+    float *dwte = dup_f(wte, (size_t)V * C), *dwpe = dup_f(wpe, (size_t)T * C);
+    shoal_bf16 *bo = dmalloc(n * 2);
+    cudaMemset(bo, 0xff, n * 2);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, encoder_forward, ref, tok, wte, wpe, B, T, C, 0), SHOAL_OK);
+    CHECK_EQ_INT(shoal_encoder_forward_bf16_cuda(&gpu, bo, dtok, dwte, dwpe, B, T, C, 0), SHOAL_OK);
+    float *got = bf16_to_host(bo, n);
+    EXPECT_REL("encoder_forward_bf16", got, ref, n, TOL_BF16);
+    free(got);
+    float *g = hrand(n, -1, 1);
+    bf16_round(g, n);
+    shoal_bf16 *bg = dup_bf16(g, n);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, encoder_backward, wte, wpe, g, tok, B, T, C), SHOAL_OK);
+    CHECK_EQ_INT(shoal_encoder_backward_bf16_cuda(&gpu, dwte, dwpe, bg, dtok, B, T, C), SHOAL_OK);
+    expect_dev("encoder_backward_bf16 dwte", dwte, wte, (size_t)V * C, TOL_F32);
+    expect_dev("encoder_backward_bf16 dwpe", dwpe, wpe, (size_t)T * C, TOL_F32);
+
+    /* layernorm */
+    float *x = hrand(n, -3, 3), *w = hrand(C, 0.5f, 1.5f), *b = hrand(C, -1, 1);
+    bf16_round(x, n);
+    bf16_round(w, C);
+    bf16_round(b, C);
+    float *mean = malloc(N * 4), *rstd = malloc(N * 4);
+    shoal_bf16 *bx = dup_bf16(x, n), *bw = dup_bf16(w, C), *bb = dup_bf16(b, C);
+    float *dmean = poisoned(N), *drstd = poisoned(N);
+    cudaMemset(bo, 0xff, n * 2);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, layernorm_forward, ref, mean, rstd, x, w, b, N, C, 1e-5f), SHOAL_OK);
+    CHECK_EQ_INT(shoal_layernorm_forward_bf16_cuda(&gpu, bo, dmean, drstd, bx, bw, bb, N, C, 1e-5f),
+                 SHOAL_OK);
+    got = bf16_to_host(bo, n);
+    EXPECT_REL("layernorm_forward_bf16", got, ref, n, TOL_BF16);
+    free(got);
+    expect_dev("layernorm_forward_bf16 mean", dmean, mean, N, TOL_F32);
+    expect_dev("layernorm_forward_bf16 rstd", drstd, rstd, N, TOL_F32);
+    float *gi = hrand(n, -0.25f, 0.25f), *gw = hrand(C, -1, 1), *gb = hrand(C, -1, 1);
+    bf16_round(gi, n);
+    float *gi0 = hcopy(gi, n);
+    shoal_bf16 *bgi = dup_bf16(gi, n);
+    float *dgw = dup_f(gw, C), *dgb = dup_f(gb, C), *dm = dup_f(mean, N), *dr = dup_f(rstd, N);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, layernorm_backward, gi, gw, gb, g, x, w, mean, rstd, N, C), SHOAL_OK);
+    CHECK_EQ_INT(shoal_layernorm_backward_bf16_cuda(&gpu, bgi, dgw, dgb, bg, bx, bw, dm, dr, N, C),
+                 SHOAL_OK);
+    got = bf16_to_host(bgi, n);
+    expect_delta("layernorm_backward_bf16 dinp", got, gi, gi0, n, TOL_BF16);
+    free(got);
+    expect_dev("layernorm_backward_bf16 dw", dgw, gw, C, 1e-4);
+    expect_dev("layernorm_backward_bf16 db", dgb, gb, C, 1e-4);
+
+    /* gelu backward, residual */
+    float *acc = hrand(n, -0.25f, 0.25f);
+    bf16_round(acc, n);
+    float *acc0 = hcopy(acc, n);
+    shoal_bf16 *bacc = dup_bf16(acc, n);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, gelu_backward, acc, g, x, n), SHOAL_OK);
+    CHECK_EQ_INT(shoal_gelu_backward_bf16_cuda(&gpu, bacc, bg, bx, n), SHOAL_OK);
+    got = bf16_to_host(bacc, n);
+    expect_delta("gelu_backward_bf16", got, acc, acc0, n, TOL_BF16);
+    free(got);
+    cudaMemset(bo, 0xff, n * 2);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, residual_forward, ref, x, g, n), SHOAL_OK);
+    CHECK_EQ_INT(shoal_residual_forward_bf16_cuda(&gpu, bo, bx, bg, n), SHOAL_OK);
+    got = bf16_to_host(bo, n);
+    EXPECT_REL("residual_forward_bf16", got, ref, n, TOL_BF16);
+    free(got);
+    memcpy(acc, acc0, n * 4);
+    float *acc2 = hcopy(acc0, n);
+    shoal_bf16 *bacc2 = dup_bf16(acc0, n);
+    cudaMemcpy(bacc, bacc2, n * 2, cudaMemcpyDeviceToDevice);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, residual_backward, acc, acc2, g, n), SHOAL_OK);
+    CHECK_EQ_INT(shoal_residual_backward_bf16_cuda(&gpu, bacc, bacc2, bg, n), SHOAL_OK);
+    got = bf16_to_host(bacc, n);
+    expect_delta("residual_backward_bf16 da", got, acc, acc0, n, TOL_BF16);
+    free(got);
+    got = bf16_to_host(bacc2, n);
+    expect_delta("residual_backward_bf16 db", got, acc2, acc0, n, TOL_BF16);
+    free(got);
+
+    /* cross-entropy on bf16 logits (V = 50257: GPT-2's vocabulary, not a multiple of anything) */
+    int NV = 17, VV = 50257;
+    size_t nl = (size_t)NV * VV;
+    float *logits = hrand(nl, -8, 8), *loss = malloc(NV * 4), *lse = malloc(NV * 4);
+    bf16_round(logits, nl);
+    int32_t *tg = malloc(NV * 4);
+    uint8_t *mask = malloc(NV);
+    for (int i = 0; i < NV; i++) {
+        tg[i] = i % 4 == 0 ? -1 : (int32_t)(rnd() % VV);
+        mask[i] = (uint8_t)(i % 3 != 0);
+    }
+    shoal_bf16 *bl = dup_bf16(logits, nl), *bdl = dmalloc(nl * 2);
+    int32_t *dtg = dup_bytes(tg, NV * 4);
+    uint8_t *dmask = dup_bytes(mask, NV);
+    float *dloss = poisoned(NV), *dlse = poisoned(NV), *grad = malloc(nl * 4);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, crossentropy_forward, loss, lse, logits, tg, NV, VV), SHOAL_OK);
+    CHECK_EQ_INT(shoal_crossentropy_forward_bf16_cuda(&gpu, dloss, dlse, bl, dtg, NV, VV), SHOAL_OK);
+    expect_dev("crossentropy_forward_bf16 losses", dloss, loss, NV, TOL_F32);
+    expect_dev("crossentropy_forward_bf16 lse", dlse, lse, NV, TOL_F32);
+    cudaMemset(bdl, 0xff, nl * 2);
+    CHECK_EQ_INT(SHOAL_OP(&cpu, crossentropy_backward, grad, logits, lse, tg, mask, 0.1f, NV, VV),
+                 SHOAL_OK);
+    CHECK_EQ_INT(shoal_crossentropy_backward_bf16_cuda(&gpu, bdl, bl, dlse, dtg, dmask, 0.1f, NV, VV),
+                 SHOAL_OK);
+    got = bf16_to_host(bdl, nl);
+    EXPECT_REL("crossentropy_backward_bf16", got, grad, nl, TOL_BF16);
+    free(got);
+
+    free(tok); free(wte); free(wpe); free(ref); free(g); free(x); free(w); free(b); free(mean);
+    free(rstd); free(gi); free(gw); free(gb); free(gi0); free(acc); free(acc0); free(acc2);
+    free(logits); free(loss); free(lse); free(tg); free(mask); free(grad);
+    cudaFree(dtok); cudaFree(dwte); cudaFree(dwpe); cudaFree(bo); cudaFree(bg); cudaFree(bx);
+    cudaFree(bw); cudaFree(bb); cudaFree(dmean); cudaFree(drstd); cudaFree(bgi); cudaFree(dgw);
+    cudaFree(dgb); cudaFree(dm); cudaFree(dr); cudaFree(bacc); cudaFree(bacc2); cudaFree(bl);
+    cudaFree(bdl); cudaFree(dtg); cudaFree(dmask); cudaFree(dloss); cudaFree(dlse);
+}
+
 /* argv[1], when given, runs only the cases whose name contains it (memcheck.sh passes
  * "attention": compute-sanitizer is slow). */
 static const char *only;
@@ -579,6 +703,7 @@ int main(int argc, char **argv)
     RUN_IF(test_pointwise);
     RUN_IF(test_crossentropy);
     RUN_IF(test_optimizer);
+    RUN_IF(test_bf16_training_ops);
     shoal_ctx_free_cuda(&gpu);
     shoal_ctx_free(&cpu);
     return TEST_EXIT();
