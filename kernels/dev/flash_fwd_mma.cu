@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kernels/dev/mma_helpers.cuh"
+
 extern "C" {
 #include "kernels/cuda/cuda_plan.h"
 #include "kernels/cuda/ops_cuda.h"
@@ -36,65 +38,6 @@ constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-                 "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-/* 64 rows x D of one head into a padded shared tile, 16 bytes per cp.async; rows >= T zero. */
-template <int D>
-__device__ __forceinline__ void load_tile_async(bf16 *tile, const bf16 *src, size_t stride,
-                                                int row0, int T)
-{
-    constexpr int LDB = D + 8, CH = D / 8;
-    for (int i = threadIdx.x; i < 64 * CH; i += NT) {
-        int r = i / CH, c = (i % CH) * 8;
-        bool ok = row0 + r < T;
-        const bf16 *g = ok ? src + (size_t)(row0 + r) * stride + c : src;
-        cp_async16(tile + r * LDB + c, g, ok);
-    }
-}
 
 template <int D>
 __global__ void __launch_bounds__(NT)
@@ -114,9 +57,9 @@ __global__ void __launch_bounds__(NT)
     const float scale_log2 = rsqrtf((float)D) * LOG2E;
     const int nkv = shoal_plan_fa_kv_tiles_dev(T, qi);
 
-    load_tile_async<D>(Qs, base, C3, q0, T);
-    load_tile_async<D>(Ks, base + C, C3, 0, T);
-    load_tile_async<D>(Vs, base + 2 * (size_t)C, C3, 0, T);
+    load_tile_async<D, NT>(Qs, base, C3, q0, T);
+    load_tile_async<D, NT>(Ks, base + C, C3, 0, T);
+    load_tile_async<D, NT>(Vs, base + 2 * (size_t)C, C3, 0, T);
     cp_async_commit();
 
     uint32_t qf[KT][4];
@@ -129,8 +72,8 @@ __global__ void __launch_bounds__(NT)
         const int buf = kj & 1, k0 = kj * BK;
         const bf16 *Kb = Ks + buf * BK * LDB, *Vb = Vs + buf * BK * LDB;
         if (kj + 1 < nkv) {
-            load_tile_async<D>(Ks + (buf ^ 1) * BK * LDB, base + C, C3, k0 + BK, T);
-            load_tile_async<D>(Vs + (buf ^ 1) * BK * LDB, base + 2 * (size_t)C, C3, k0 + BK, T);
+            load_tile_async<D, NT>(Ks + (buf ^ 1) * BK * LDB, base + C, C3, k0 + BK, T);
+            load_tile_async<D, NT>(Vs + (buf ^ 1) * BK * LDB, base + 2 * (size_t)C, C3, k0 + BK, T);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
