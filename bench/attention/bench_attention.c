@@ -29,19 +29,17 @@
     do {                                                                                           \
         shoal_status s_ = (call);                                                                  \
         if (s_ != SHOAL_OK) {                                                                      \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, shoal_status_str(s_));  \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, shoal_status_str(s_));   \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
 
-static int cmp_float(const void *a, const void *b)
-{
+static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-static shoal_bf16 *rand_bf16(size_t n, unsigned seed)
-{
+static shoal_bf16 *rand_bf16(size_t n, unsigned seed) {
     shoal_bf16 *h = malloc(n * sizeof(shoal_bf16));
     uint32_t x = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {
@@ -66,8 +64,7 @@ typedef struct {
     float *lse[SETS];
 } att_bufs;
 
-static void run_once(att_bufs *a, which_run w, int set)
-{
+static void run_once(att_bufs *a, which_run w, int set) {
     if (w == RUN_FWD)
         SK(shoal_attention_forward_bf16_cuda(a->ctx, a->out[set], a->lse[set], a->qkv[set], a->B,
                                              a->T, a->C, a->NH));
@@ -77,13 +74,13 @@ static void run_once(att_bufs *a, which_run w, int set)
 }
 
 /* Median milliseconds of `reps` timed calls after `warm` untimed ones. */
-static float time_ms(att_bufs *a, which_run w, int warm, int reps)
-{
+static float time_ms(att_bufs *a, which_run w, int warm, int reps) {
     cudaStream_t s = (cudaStream_t)a->ctx->stream;
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int i = 0; i < warm; i++) run_once(a, w, i % SETS);
+    for (int i = 0; i < warm; i++)
+        run_once(a, w, i % SETS);
     float *ms = malloc(reps * sizeof(float));
     for (int i = 0; i < reps; i++) {
         CK(cudaEventRecord(e0, s));
@@ -101,8 +98,7 @@ static float time_ms(att_bufs *a, which_run w, int warm, int reps)
     return med;
 }
 
-static void bench_shape(shoal_ctx *ctx, int B, int NH, int T, int D, int reps)
-{
+static void bench_shape(shoal_ctx *ctx, int B, int NH, int T, int D, int reps) {
     att_bufs a = {.ctx = ctx, .B = B, .T = T, .C = NH * D, .NH = NH};
     size_t nq = (size_t)B * T * 3 * a.C, no = (size_t)B * T * a.C, nl = (size_t)B * NH * T;
     for (int s = 0; s < SETS; s++) {
@@ -114,7 +110,8 @@ static void bench_shape(shoal_ctx *ctx, int B, int NH, int T, int D, int reps)
     }
     float fwd = time_ms(&a, RUN_FWD, 5, reps);
     float bwd = time_ms(&a, RUN_BWD, 5, reps);
-    double ff = shoal_plan_fa_flops_fwd(B, NH, T, D, 1), fb = shoal_plan_fa_flops_bwd(B, NH, T, D, 1);
+    double ff = shoal_plan_fa_flops_fwd(B, NH, T, D, 1),
+           fb = shoal_plan_fa_flops_bwd(B, NH, T, D, 1);
     printf("ours fwd %d %d %d %d %.4f %.2f\n", B, NH, T, D, fwd, ff / (fwd * 1e-3) / 1e12);
     printf("ours bwd %d %d %d %d %.4f %.2f\n", B, NH, T, D, bwd, fb / (bwd * 1e-3) / 1e12);
     fflush(stdout);
@@ -128,8 +125,7 @@ static void bench_shape(shoal_ctx *ctx, int B, int NH, int T, int D, int reps)
 }
 
 /* bf16 GEMM ceiling through cuBLASLt: M = N = K = n. */
-static void bench_gemm(shoal_ctx *ctx, int n, int reps)
-{
+static void bench_gemm(shoal_ctx *ctx, int n, int reps) {
     size_t nn = (size_t)n * n;
     shoal_bf16 *a = rand_bf16(nn, 7), *b = rand_bf16(nn, 8), *c = NULL;
     CK(cudaMalloc((void **)&c, nn * sizeof(shoal_bf16)));
@@ -146,7 +142,8 @@ static void bench_gemm(shoal_ctx *ctx, int n, int reps)
         if (i >= 3) CK(cudaEventElapsedTime(&ms[i - 3], e0, e1));
     }
     qsort(ms, reps, sizeof(float), cmp_float);
-    printf("gemm bf16 %d %.4f %.2f\n", n, ms[reps / 2], 2.0 * n * n * (double)n / (ms[reps / 2] * 1e-3) / 1e12);
+    printf("gemm bf16 %d %.4f %.2f\n", n, ms[reps / 2],
+           2.0 * n * n * (double)n / (ms[reps / 2] * 1e-3) / 1e12);
     free(ms);
     cudaFree(a);
     cudaFree(b);
@@ -155,8 +152,7 @@ static void bench_gemm(shoal_ctx *ctx, int n, int reps)
     CK(cudaEventDestroy(e1));
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (shoal_cuda_device_count() == 0) {
         printf("skipped: no CUDA device\n");
         return 77;

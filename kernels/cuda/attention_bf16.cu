@@ -42,31 +42,30 @@ typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBT;
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
-__device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v)
-{
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
 /* Copy rows [row0, row0+64) of one head's slice of a (B,T,stride) bf16 tensor into a shared
  * tile (64 x D, leading dim D+8), 16 bytes per thread per step; rows >= T become zeros. */
 template <int D>
-__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t row_stride,
-                                          int row0, int T)
-{
+__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t row_stride, int row0,
+                                          int T) {
     constexpr int LDB = D + SHOAL_FA_PAD_BF16;
     constexpr int CHUNKS = D / 8; /* 16-byte chunks per row */
     for (int i = threadIdx.x; i < 64 * CHUNKS; i += NTHREADS) {
         int r = i / CHUNKS, c = (i % CHUNKS) * 8;
         uint4 v = make_uint4(0, 0, 0, 0);
-        if (row0 + r < T) v = *reinterpret_cast<const uint4 *>(src + (size_t)(row0 + r) *
-                                                                         row_stride + c);
+        if (row0 + r < T)
+            v = *reinterpret_cast<const uint4 *>(src + (size_t)(row0 + r) * row_stride + c);
         *reinterpret_cast<uint4 *>(tile + r * LDB + c) = v;
     }
 }
@@ -76,8 +75,7 @@ __device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t ro
 template <typename FA, typename FB, int NT, int KT>
 __device__ __forceinline__ void strip_mma(float *c, int ldc, const bf16 *a, int lda, int a_kstep,
                                           const bf16 *b, int ldb, int b_kstep, int b_nstep,
-                                          bool accumulate)
-{
+                                          bool accumulate) {
 #pragma unroll
     for (int n = 0; n < NT; n++) {
         FragC acc;
@@ -99,8 +97,7 @@ __device__ __forceinline__ void strip_mma(float *c, int ldc, const bf16 *a, int 
 
 template <int D>
 __global__ void __launch_bounds__(NTHREADS)
-    flash_forward_bf16_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH)
-{
+    flash_forward_bf16_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH) {
     constexpr int LDB = D + SHOAL_FA_PAD_BF16, LDO = D + SHOAL_FA_PAD_F32;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *Qs = reinterpret_cast<bf16 *>(smem);
@@ -120,7 +117,8 @@ __global__ void __launch_bounds__(NTHREADS)
     const float scale_log2 = rsqrtf((float)D) * LOG2E;
 
     load_tile<D>(Qs, qbase, C3, q0, T);
-    for (int i = threadIdx.x; i < BQ * LDO; i += NTHREADS) Os[i] = 0.0f;
+    for (int i = threadIdx.x; i < BQ * LDO; i += NTHREADS)
+        Os[i] = 0.0f;
     for (int i = threadIdx.x; i < BQ; i += NTHREADS) {
         row_m[i] = -INFINITY;
         row_l[i] = 0.0f;
@@ -154,7 +152,8 @@ __global__ void __launch_bounds__(NTHREADS)
             Ps[row * LDP + lane] = __float2bfloat16_rn(p0);
             Ps[row * LDP + lane + 32] = __float2bfloat16_rn(p1);
             const float psum = warp_sum(p0 + p1);
-            for (int d = lane; d < D; d += 32) Os[row * LDO + d] *= alpha;
+            for (int d = lane; d < D; d += 32)
+                Os[row * LDO + d] *= alpha;
             __syncwarp();
             if (lane == 0) {
                 row_m[row] = m_new;
@@ -173,8 +172,8 @@ __global__ void __launch_bounds__(NTHREADS)
         const float l = row_l[row], inv = 1.0f / l;
         bf16 *o = out + ((size_t)b * T + t) * C + (size_t)h * D;
         for (int d = 2 * lane; d < D; d += 64) {
-            __nv_bfloat162 v2 = __floats2bfloat162_rn(Os[row * LDO + d] * inv,
-                                                      Os[row * LDO + d + 1] * inv);
+            __nv_bfloat162 v2 =
+                __floats2bfloat162_rn(Os[row * LDO + d] * inv, Os[row * LDO + d + 1] * inv);
             *reinterpret_cast<__nv_bfloat162 *>(o + d) = v2;
         }
         if (lane == 0) lse[((size_t)b * NH + h) * T + t] = row_m[row] * LN2 + logf(l);
@@ -184,8 +183,7 @@ __global__ void __launch_bounds__(NTHREADS)
 /* Di = sum_d dO[i,d] * O[i,d] in fp32; one warp per (b, t, h) row. */
 template <int D>
 __global__ void flash_backward_dot_kernel(float *Dbuf, const bf16 *dout, const bf16 *out, int B,
-                                          int T, int C, int NH)
-{
+                                          int T, int C, int NH) {
     const long long g = (long long)blockIdx.x * NWARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (g >= (long long)B * NH * T) return;
@@ -203,8 +201,7 @@ template <int D> struct BwdSmem {
     static constexpr int LDB = D + SHOAL_FA_PAD_BF16, LDO = D + SHOAL_FA_PAD_F32;
     bf16 *Qs, *dOs, *Ks, *Vs, *Ps, *dSs;
     float *Ss, *dPs, *acc0, *acc1, *lse_s, *D_s;
-    __device__ explicit BwdSmem(unsigned char *p)
-    {
+    __device__ explicit BwdSmem(unsigned char *p) {
         Qs = reinterpret_cast<bf16 *>(p);
         dOs = Qs + BQ * LDB;
         Ks = dOs + BQ * LDB;
@@ -224,8 +221,7 @@ template <int D> struct BwdSmem {
  * dS = P * (dP - Di) with the causal and tail masks, stored as bf16. */
 template <int D>
 __device__ __forceinline__ void bwd_scores(const BwdSmem<D> &sm, int r0, int q0, int k0, int T,
-                                           float scale_log2, bool want_p)
-{
+                                           float scale_log2, bool want_p) {
     constexpr int LDB = BwdSmem<D>::LDB;
     const int lane = threadIdx.x & 31;
     strip_mma<FragA, FragBT, BK / 16, D / 16>(sm.Ss + r0 * LDS, LDS, sm.Qs + r0 * LDB, LDB, 16,
@@ -253,8 +249,7 @@ __device__ __forceinline__ void bwd_scores(const BwdSmem<D> &sm, int r0, int q0,
 template <int D>
 __device__ __forceinline__ void bwd_load_q(const BwdSmem<D> &sm, const bf16 *qbase,
                                            const bf16 *dobase, const float *lse_row,
-                                           const float *D_row, int q0, int T, int C)
-{
+                                           const float *D_row, int q0, int T, int C) {
     load_tile<D>(sm.Qs, qbase, 3 * (size_t)C, q0, T);
     load_tile<D>(sm.dOs, dobase, (size_t)C, q0, T);
     for (int i = threadIdx.x; i < BQ; i += NTHREADS) {
@@ -267,8 +262,7 @@ __device__ __forceinline__ void bwd_load_q(const BwdSmem<D> &sm, const bf16 *qba
 /* dst[r, d] += s * acc[r, d] for the rows of a tile that exist (bf16 read-modify-write). */
 template <int D>
 __device__ __forceinline__ void add_tile_out(bf16 *dst, size_t row_stride, const float *acc,
-                                             int row0, int T, float s)
-{
+                                             int row0, int T, float s) {
     constexpr int LDO = D + SHOAL_FA_PAD_F32;
     for (int i = threadIdx.x; i < 64 * (D / 2); i += NTHREADS) {
         const int r = i / (D / 2), d = (i % (D / 2)) * 2;
@@ -276,17 +270,15 @@ __device__ __forceinline__ void add_tile_out(bf16 *dst, size_t row_stride, const
         __nv_bfloat162 *p =
             reinterpret_cast<__nv_bfloat162 *>(dst + (size_t)(row0 + r) * row_stride + d);
         float2 old = __bfloat1622float2(*p);
-        *p = __floats2bfloat162_rn(old.x + s * acc[r * LDO + d],
-                                   old.y + s * acc[r * LDO + d + 1]);
+        *p = __floats2bfloat162_rn(old.x + s * acc[r * LDO + d], old.y + s * acc[r * LDO + d + 1]);
     }
 }
 
 /* dQ: one block per query tile; keys 0 .. end of the tile. */
 template <int D>
 __global__ void __launch_bounds__(NTHREADS)
-    flash_backward_dq_bf16_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
-                                  const float *lse, const float *Dbuf, int T, int C, int NH)
-{
+    flash_backward_dq_bf16_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
+                                  const float *Dbuf, int T, int C, int NH) {
     constexpr int LDB = BwdSmem<D>::LDB, LDO = BwdSmem<D>::LDO;
     extern __shared__ __align__(128) unsigned char smem[];
     const BwdSmem<D> sm(smem);
@@ -301,7 +293,8 @@ __global__ void __launch_bounds__(NTHREADS)
     const size_t lrow = ((size_t)b * NH + h) * T;
 
     bwd_load_q<D>(sm, qbase, dobase, lse + lrow, Dbuf + lrow, q0, T, C);
-    for (int i = threadIdx.x; i < BQ * LDO; i += NTHREADS) sm.acc0[i] = 0.0f;
+    for (int i = threadIdx.x; i < BQ * LDO; i += NTHREADS)
+        sm.acc0[i] = 0.0f;
     const int nkv = shoal_plan_fa_kv_tiles_dev(T, qi);
     for (int kj = 0; kj < nkv; kj++) {
         const int k0 = kj * BK;
@@ -322,9 +315,8 @@ __global__ void __launch_bounds__(NTHREADS)
 /* dK, dV: one block per key tile; query tiles from the first that sees it to the end. */
 template <int D>
 __global__ void __launch_bounds__(NTHREADS)
-    flash_backward_dkv_bf16_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
-                                   const float *lse, const float *Dbuf, int T, int C, int NH)
-{
+    flash_backward_dkv_bf16_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
+                                   const float *Dbuf, int T, int C, int NH) {
     constexpr int LDB = BwdSmem<D>::LDB, LDO = BwdSmem<D>::LDO;
     extern __shared__ __align__(128) unsigned char smem[];
     const BwdSmem<D> sm(smem);
@@ -340,7 +332,8 @@ __global__ void __launch_bounds__(NTHREADS)
 
     load_tile<D>(sm.Ks, qbase + C, C3, k0, T);
     load_tile<D>(sm.Vs, qbase + 2 * (size_t)C, C3, k0, T);
-    for (int i = threadIdx.x; i < BK * LDO; i += NTHREADS) sm.acc0[i] = sm.acc1[i] = 0.0f;
+    for (int i = threadIdx.x; i < BK * LDO; i += NTHREADS)
+        sm.acc0[i] = sm.acc1[i] = 0.0f;
     for (int qi = shoal_plan_fa_first_q_tile_dev(kj); qi < nq; qi++) {
         const int q0 = qi * BQ;
         __syncthreads();
@@ -362,15 +355,14 @@ __global__ void __launch_bounds__(NTHREADS)
     add_tile_out<D>(dk + C, C3, sm.acc1, k0, T, 1.0f);
 }
 
-template <typename K>
-shoal_status set_smem(K kernel, size_t bytes)
-{
+template <typename K> shoal_status set_smem(K kernel, size_t bytes) {
     int dev = 0, optin = 0;
     SHOAL_CUDA_TRY(cudaGetDevice(&dev));
     SHOAL_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     if ((size_t)optin < bytes) {
         SHOAL_LOG_ERROR("flash attention needs %zu bytes of shared memory per block; device %d "
-                        "allows %d", bytes, dev, optin);
+                        "allows %d",
+                        bytes, dev, optin);
         return SHOAL_ERR_UNSUPPORTED;
     }
     SHOAL_CUDA_TRY(
@@ -380,21 +372,19 @@ shoal_status set_smem(K kernel, size_t bytes)
 
 template <int D>
 shoal_status forward_launch(shoal_ctx *ctx, bf16 *out, float *lse, const bf16 *qkv, int B, int T,
-                            int C, int NH)
-{
+                            int C, int NH) {
     const size_t smem = shoal_plan_fa_fwd_smem(D);
     SHOAL_CHECK(set_smem(flash_forward_bf16_kernel<D>, smem));
     dim3 grid((unsigned)shoal_plan_fa_q_tiles(T, BQ), (unsigned)(B * NH));
-    flash_forward_bf16_kernel<D><<<grid, NTHREADS, smem, SHOAL_CUDA_STREAM(ctx)>>>(out, lse, qkv,
-                                                                                 T, C, NH);
+    flash_forward_bf16_kernel<D>
+        <<<grid, NTHREADS, smem, SHOAL_CUDA_STREAM(ctx)>>>(out, lse, qkv, T, C, NH);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 template <int D>
 shoal_status backward_launch(shoal_ctx *ctx, bf16 *dqkv, const bf16 *dout, const bf16 *qkv,
-                             const bf16 *out, const float *lse, int B, int T, int C, int NH)
-{
+                             const bf16 *out, const float *lse, int B, int T, int C, int NH) {
     void *scratch = NULL;
     SHOAL_CHECK(shoal_cuda_scratch(ctx, (size_t)B * NH * T * sizeof(float), &scratch));
     float *Dbuf = (float *)scratch;
@@ -407,11 +397,11 @@ shoal_status backward_launch(shoal_ctx *ctx, bf16 *dqkv, const bf16 *dout, const
     SHOAL_CHECK(set_smem(flash_backward_dq_bf16_kernel<D>, smem));
     SHOAL_CHECK(set_smem(flash_backward_dkv_bf16_kernel<D>, smem));
     dim3 grid((unsigned)shoal_plan_fa_q_tiles(T, BQ), (unsigned)(B * NH));
-    flash_backward_dkv_bf16_kernel<D><<<grid, NTHREADS, smem, s>>>(dqkv, dout, qkv, lse, Dbuf, T,
-                                                                   C, NH);
+    flash_backward_dkv_bf16_kernel<D>
+        <<<grid, NTHREADS, smem, s>>>(dqkv, dout, qkv, lse, Dbuf, T, C, NH);
     SHOAL_CUDA_LAUNCHED();
-    flash_backward_dq_bf16_kernel<D><<<grid, NTHREADS, smem, s>>>(dqkv, dout, qkv, lse, Dbuf, T,
-                                                                  C, NH);
+    flash_backward_dq_bf16_kernel<D>
+        <<<grid, NTHREADS, smem, s>>>(dqkv, dout, qkv, lse, Dbuf, T, C, NH);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
@@ -421,9 +411,7 @@ shoal_status backward_launch(shoal_ctx *ctx, bf16 *dqkv, const bf16 *dout, const
 extern "C" {
 
 shoal_status shoal_attention_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, float *lse,
-                                               const shoal_bf16 *qkv, int B, int T, int C,
-                                               int NH)
-{
+                                               const shoal_bf16 *qkv, int B, int T, int C, int NH) {
     SHOAL_CHECK(shoal_plan_attention_check(SHOAL_FA_PATH_BF16, B, T, C, NH, 0));
     if (C / NH == 64)
         return forward_launch<64>(ctx, (bf16 *)out, lse, (const bf16 *)qkv, B, T, C, NH);
@@ -433,8 +421,7 @@ shoal_status shoal_attention_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, 
 shoal_status shoal_attention_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dqkv,
                                                 const shoal_bf16 *dout, const shoal_bf16 *qkv,
                                                 const shoal_bf16 *out, const float *lse, int B,
-                                                int T, int C, int NH)
-{
+                                                int T, int C, int NH) {
     SHOAL_CHECK(shoal_plan_attention_check(SHOAL_FA_PATH_BF16, B, T, C, NH, 0));
     if (!dqkv) return SHOAL_OK;
     if (C / NH == 64)

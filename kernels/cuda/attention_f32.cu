@@ -21,16 +21,15 @@ namespace {
 
 constexpr int WARPS = 4;
 
-__device__ __forceinline__ float warp_sum(float v)
-{
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
 /* Load the lane's EPL elements of a head row (zeros past hd). */
 template <int EPL>
-__device__ __forceinline__ void load_row(float (&r)[EPL], const float *p, int lane, int hd)
-{
+__device__ __forceinline__ void load_row(float (&r)[EPL], const float *p, int lane, int hd) {
 #pragma unroll
     for (int e = 0; e < EPL; e++) {
         int d = lane + 32 * e;
@@ -39,8 +38,7 @@ __device__ __forceinline__ void load_row(float (&r)[EPL], const float *p, int la
 }
 
 template <int EPL>
-__device__ __forceinline__ float dot_row(const float (&a)[EPL], const float *p, int lane, int hd)
-{
+__device__ __forceinline__ float dot_row(const float (&a)[EPL], const float *p, int lane, int hd) {
     float s = 0.0f;
 #pragma unroll
     for (int e = 0; e < EPL; e++) {
@@ -52,9 +50,8 @@ __device__ __forceinline__ float dot_row(const float (&a)[EPL], const float *p, 
 
 /* One warp per (b, h, t). */
 template <int EPL>
-__global__ void attention_forward_f32_kernel(float *out, float *lse, const float *qkv, int B,
-                                             int T, int C, int NH)
-{
+__global__ void attention_forward_f32_kernel(float *out, float *lse, const float *qkv, int B, int T,
+                                             int C, int NH) {
     int lane = threadIdx.x & 31;
     long long g = (long long)blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (g >= (long long)B * NH * T) return;
@@ -66,7 +63,8 @@ __global__ void attention_forward_f32_kernel(float *out, float *lse, const float
     float q[EPL], acc[EPL];
     load_row<EPL>(q, base + (size_t)t * C3, lane, hd);
 #pragma unroll
-    for (int e = 0; e < EPL; e++) acc[e] = 0.0f;
+    for (int e = 0; e < EPL; e++)
+        acc[e] = 0.0f;
     float m = -FLT_MAX, l = 0.0f;
     for (int j = 0; j <= t; j++) {
         const float *kj = base + (size_t)j * C3 + C, *vj = kj + C;
@@ -95,9 +93,8 @@ __global__ void attention_forward_f32_kernel(float *out, float *lse, const float
  * P_ij (dP_ij - Di) k_j. Writes Di for the dK/dV kernel. */
 template <int EPL>
 __global__ void attention_backward_dq_f32_kernel(float *dqkv, float *Dbuf, const float *dout,
-                                                 const float *qkv, const float *lse, int B,
-                                                 int T, int C, int NH)
-{
+                                                 const float *qkv, const float *lse, int B, int T,
+                                                 int C, int NH) {
     int lane = threadIdx.x & 31;
     long long g = (long long)blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (g >= (long long)B * NH * T) return;
@@ -117,7 +114,8 @@ __global__ void attention_backward_dq_f32_kernel(float *dqkv, float *Dbuf, const
         Di += p * dot_row<EPL>(go, vj, lane, hd);
     }
 #pragma unroll
-    for (int e = 0; e < EPL; e++) dq[e] = 0.0f;
+    for (int e = 0; e < EPL; e++)
+        dq[e] = 0.0f;
     for (int j = 0; j <= i; j++) {
         const float *kj = base + (size_t)j * C3 + C, *vj = kj + C;
         float p = expf(dot_row<EPL>(q, kj, lane, hd) * scale - L);
@@ -139,10 +137,9 @@ __global__ void attention_backward_dq_f32_kernel(float *dqkv, float *Dbuf, const
 
 /* One warp per key row j: dv_j += sum_{i>=j} P_ij dO_i; dk_j += scale * sum_i dS_ij q_i. */
 template <int EPL>
-__global__ void attention_backward_dkv_f32_kernel(float *dqkv, const float *Dbuf,
-                                                  const float *dout, const float *qkv,
-                                                  const float *lse, int B, int T, int C, int NH)
-{
+__global__ void attention_backward_dkv_f32_kernel(float *dqkv, const float *Dbuf, const float *dout,
+                                                  const float *qkv, const float *lse, int B, int T,
+                                                  int C, int NH) {
     int lane = threadIdx.x & 31;
     long long g = (long long)blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (g >= (long long)B * NH * T) return;
@@ -155,7 +152,8 @@ __global__ void attention_backward_dkv_f32_kernel(float *dqkv, const float *Dbuf
     load_row<EPL>(k, base + (size_t)j * C3 + C, lane, hd);
     load_row<EPL>(v, base + (size_t)j * C3 + 2 * (size_t)C, lane, hd);
 #pragma unroll
-    for (int e = 0; e < EPL; e++) dk[e] = dv[e] = 0.0f;
+    for (int e = 0; e < EPL; e++)
+        dk[e] = dv[e] = 0.0f;
     const float *lrow = lse + ((size_t)b * NH + h) * T, *Drow = Dbuf + ((size_t)b * NH + h) * T;
     for (int i = j; i < T; i++) {
         const float *qi = base + (size_t)i * C3;
@@ -188,8 +186,7 @@ __global__ void attention_backward_dkv_f32_kernel(float *dqkv, const float *Dbuf
 template <int EPL>
 __global__ void attention_decode_f32_kernel(float *out, float *kcache, float *vcache,
                                             const float *qkv, int pos, int Tmax, int B, int C,
-                                            int NH)
-{
+                                            int NH) {
     int lane = threadIdx.x & 31;
     int g = blockIdx.x * WARPS + (threadIdx.x >> 5);
     if (g >= B * NH) return;
@@ -231,37 +228,41 @@ __global__ void attention_decode_f32_kernel(float *out, float *kcache, float *vc
     }
 }
 
-unsigned warp_blocks(long long rows) { return (unsigned)shoal_plan_ceil_div(rows, WARPS); }
+unsigned warp_blocks(long long rows) {
+    return (unsigned)shoal_plan_ceil_div(rows, WARPS);
+}
 
 /* Dispatch on elements per lane: head dims 1..32, ..., 97..128. */
 #define SHOAL_F32_DISPATCH(hd, KERNEL, GRID, STREAM, ...)                                          \
     do {                                                                                           \
         int epl_ = (int)shoal_plan_ceil_div((hd), 32);                                             \
-        if (epl_ == 1) KERNEL<1><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);               \
-        else if (epl_ == 2) KERNEL<2><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);          \
-        else if (epl_ == 3) KERNEL<3><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);          \
-        else KERNEL<4><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);                         \
+        if (epl_ == 1)                                                                             \
+            KERNEL<1><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);                           \
+        else if (epl_ == 2)                                                                        \
+            KERNEL<2><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);                           \
+        else if (epl_ == 3)                                                                        \
+            KERNEL<3><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);                           \
+        else                                                                                       \
+            KERNEL<4><<<(GRID), WARPS * 32, 0, (STREAM)>>>(__VA_ARGS__);                           \
     } while (0)
 
 } // namespace
 
 extern "C" {
 
-shoal_status shoal_attention_forward_cuda(shoal_ctx *ctx, float *out, float *att,
-                                          const float *qkv, int B, int T, int C, int NH)
-{
+shoal_status shoal_attention_forward_cuda(shoal_ctx *ctx, float *out, float *att, const float *qkv,
+                                          int B, int T, int C, int NH) {
     SHOAL_CHECK(shoal_plan_attention_check(SHOAL_FA_PATH_F32, B, T, C, NH, 0));
     unsigned grid = warp_blocks((long long)B * NH * T);
-    SHOAL_F32_DISPATCH(C / NH, attention_forward_f32_kernel, grid, SHOAL_CUDA_STREAM(ctx), out,
-                       att, qkv, B, T, C, NH);
+    SHOAL_F32_DISPATCH(C / NH, attention_forward_f32_kernel, grid, SHOAL_CUDA_STREAM(ctx), out, att,
+                       qkv, B, T, C, NH);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 shoal_status shoal_attention_backward_cuda(shoal_ctx *ctx, float *dqkv, const float *dout,
-                                           const float *qkv, const float *att, int B, int T,
-                                           int C, int NH)
-{
+                                           const float *qkv, const float *att, int B, int T, int C,
+                                           int NH) {
     SHOAL_CHECK(shoal_plan_attention_check(SHOAL_FA_PATH_F32, B, T, C, NH, 0));
     if (!dqkv) return SHOAL_OK;
     void *scratch = NULL;
@@ -278,10 +279,9 @@ shoal_status shoal_attention_backward_cuda(shoal_ctx *ctx, float *dqkv, const fl
     return SHOAL_OK;
 }
 
-shoal_status shoal_attention_decode_cuda(shoal_ctx *ctx, float *out, float *kcache,
-                                         float *vcache, const float *qkv, int pos, int Tmax,
-                                         int B, int C, int NH)
-{
+shoal_status shoal_attention_decode_cuda(shoal_ctx *ctx, float *out, float *kcache, float *vcache,
+                                         const float *qkv, int pos, int Tmax, int B, int C,
+                                         int NH) {
     SHOAL_CHECK(shoal_plan_attention_check(SHOAL_FA_PATH_F32, B, Tmax, C, NH, 0));
     if (pos < 0 || pos >= Tmax) {
         SHOAL_LOG_ERROR("attention_decode: pos %d outside the cache (Tmax %d)", pos, Tmax);

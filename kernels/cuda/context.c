@@ -13,8 +13,7 @@
 
 #include "kernels/cuda/cuda_internal.h"
 
-int shoal_cuda_device_count(void)
-{
+int shoal_cuda_device_count(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
@@ -47,10 +46,11 @@ static const shoal_kernels cuda_table = {
     .zero = shoal_zero_cuda,
 };
 
-const shoal_kernels *shoal_kernels_cuda(void) { return &cuda_table; }
+const shoal_kernels *shoal_kernels_cuda(void) {
+    return &cuda_table;
+}
 
-shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device)
-{
+shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device) {
     if (!ctx) {
         SHOAL_LOG_ERROR("shoal_ctx_init_cuda: ctx is NULL");
         return SHOAL_ERR_INVALID_ARG;
@@ -94,8 +94,7 @@ cleanup:
     return st;
 }
 
-void shoal_ctx_free_cuda(shoal_ctx *ctx)
-{
+void shoal_ctx_free_cuda(shoal_ctx *ctx) {
     if (!ctx || ctx->backend != SHOAL_BACKEND_CUDA || !ctx->k) return;
     if (ctx->stream) cudaStreamSynchronize((cudaStream_t)ctx->stream);
     if (ctx->blas) cublasLtDestroy((cublasLtHandle_t)ctx->blas);
@@ -104,15 +103,13 @@ void shoal_ctx_free_cuda(shoal_ctx *ctx)
     memset(ctx, 0, sizeof(*ctx));
 }
 
-shoal_status shoal_cuda_sync(shoal_ctx *ctx)
-{
+shoal_status shoal_cuda_sync(shoal_ctx *ctx) {
     SHOAL_CUDA_TRY(cudaStreamSynchronize(SHOAL_CUDA_STREAM(ctx)));
     SHOAL_CUDA_TRY(cudaGetLastError());
     return SHOAL_OK;
 }
 
-shoal_status shoal_cuda_scratch(shoal_ctx *ctx, size_t bytes, void **out)
-{
+shoal_status shoal_cuda_scratch(shoal_ctx *ctx, size_t bytes, void **out) {
     size_t need = SHOAL_CUDA_LT_WORKSPACE + ((bytes + 255) & ~(size_t)255);
     if (need < bytes) {
         SHOAL_LOG_ERROR("cuda scratch: %zu bytes overflows", bytes);

@@ -60,39 +60,37 @@ shoal_status shoal_encoder_backward_cuda(shoal_ctx *ctx, float *dwte, float *dwp
                                          const float *dout, const int32_t *tokens, int B, int T,
                                          int C);
 shoal_status shoal_layernorm_forward_cuda(shoal_ctx *ctx, float *out, float *mean, float *rstd,
-                                          const float *inp, const float *w, const float *b,
-                                          int N, int C, float eps);
+                                          const float *inp, const float *w, const float *b, int N,
+                                          int C, float eps);
 shoal_status shoal_layernorm_backward_cuda(shoal_ctx *ctx, float *dinp, float *dw, float *db,
                                            const float *dout, const float *inp, const float *w,
                                            const float *mean, const float *rstd, int N, int C);
-shoal_status shoal_matmul_forward_cuda(shoal_ctx *ctx, float *out, const float *inp,
-                                       const float *w, const float *bias, int N, int IC, int OC,
+shoal_status shoal_matmul_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, const float *w,
+                                       const float *bias, int N, int IC, int OC,
                                        shoal_wlayout layout);
 shoal_status shoal_matmul_backward_cuda(shoal_ctx *ctx, float *dinp, float *dw, float *dbias,
-                                        const float *dout, const float *inp, const float *w,
-                                        int N, int IC, int OC, shoal_wlayout layout);
-shoal_status shoal_attention_forward_cuda(shoal_ctx *ctx, float *out, float *att,
-                                          const float *qkv, int B, int T, int C, int NH);
+                                        const float *dout, const float *inp, const float *w, int N,
+                                        int IC, int OC, shoal_wlayout layout);
+shoal_status shoal_attention_forward_cuda(shoal_ctx *ctx, float *out, float *att, const float *qkv,
+                                          int B, int T, int C, int NH);
 shoal_status shoal_attention_backward_cuda(shoal_ctx *ctx, float *dqkv, const float *dout,
-                                           const float *qkv, const float *att, int B, int T,
-                                           int C, int NH);
-shoal_status shoal_attention_decode_cuda(shoal_ctx *ctx, float *out, float *kcache,
-                                         float *vcache, const float *qkv, int pos, int Tmax,
-                                         int B, int C, int NH);
+                                           const float *qkv, const float *att, int B, int T, int C,
+                                           int NH);
+shoal_status shoal_attention_decode_cuda(shoal_ctx *ctx, float *out, float *kcache, float *vcache,
+                                         const float *qkv, int pos, int Tmax, int B, int C, int NH);
 shoal_status shoal_gelu_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, size_t n);
 shoal_status shoal_gelu_backward_cuda(shoal_ctx *ctx, float *dinp, const float *dout,
                                       const float *inp, size_t n);
-shoal_status shoal_residual_forward_cuda(shoal_ctx *ctx, float *out, const float *a,
-                                         const float *b, size_t n);
-shoal_status shoal_residual_backward_cuda(shoal_ctx *ctx, float *da, float *db,
-                                          const float *dout, size_t n);
+shoal_status shoal_residual_forward_cuda(shoal_ctx *ctx, float *out, const float *a, const float *b,
+                                         size_t n);
+shoal_status shoal_residual_backward_cuda(shoal_ctx *ctx, float *da, float *db, const float *dout,
+                                          size_t n);
 shoal_status shoal_crossentropy_forward_cuda(shoal_ctx *ctx, float *losses, float *lse,
                                              const float *logits, const int32_t *targets, int N,
                                              int V);
-shoal_status shoal_crossentropy_backward_cuda(shoal_ctx *ctx, float *dlogits,
-                                              const float *logits, const float *lse,
-                                              const int32_t *targets, const uint8_t *mask,
-                                              float scale, int N, int V);
+shoal_status shoal_crossentropy_backward_cuda(shoal_ctx *ctx, float *dlogits, const float *logits,
+                                              const float *lse, const int32_t *targets,
+                                              const uint8_t *mask, float scale, int N, int V);
 shoal_status shoal_adamw_update_cuda(shoal_ctx *ctx, float *params, const float *grads, float *m,
                                      float *v, size_t n, float lr, float beta1, float beta2,
                                      float eps, float weight_decay, int step, float grad_scale);

@@ -48,15 +48,18 @@ extern "C" {
 #else
 #define SHOAL_PLAN_HD static inline
 #endif
-SHOAL_PLAN_HD int shoal_plan_ceil_div_dev(int a, int b) { return (a + b - 1) / b; }
+SHOAL_PLAN_HD int shoal_plan_ceil_div_dev(int a, int b) {
+    return (a + b - 1) / b;
+}
 /* Key tiles a causal query tile qi visits (square SHOAL_FA_BQ == SHOAL_FA_BK tiles). */
-SHOAL_PLAN_HD int shoal_plan_fa_kv_tiles_dev(int T, int qi)
-{
+SHOAL_PLAN_HD int shoal_plan_fa_kv_tiles_dev(int T, int qi) {
     int last = (qi + 1) * SHOAL_FA_BQ;
     return shoal_plan_ceil_div_dev(last < T ? last : T, SHOAL_FA_BK);
 }
 /* First query tile that sees key tile kj. */
-SHOAL_PLAN_HD int shoal_plan_fa_first_q_tile_dev(int kj) { return kj * SHOAL_FA_BK / SHOAL_FA_BQ; }
+SHOAL_PLAN_HD int shoal_plan_fa_first_q_tile_dev(int kj) {
+    return kj * SHOAL_FA_BK / SHOAL_FA_BQ;
+}
 
 /* ceil(a / b) for a >= 0, b > 0. */
 long long shoal_plan_ceil_div(long long a, long long b);
@@ -95,15 +98,14 @@ void shoal_plan_unpack_bf16x2(uint32_t w, float *lo, float *hi);
 
 /* Which attention kernel a shape runs on. */
 typedef enum {
-    SHOAL_FA_PATH_F32 = 0,  /* fp32 SIMT kernels: any head dim 1..128 */
-    SHOAL_FA_PATH_BF16 = 1  /* bf16 tensor cores (wmma 16x16x16): head dim 64 or 128 */
+    SHOAL_FA_PATH_F32 = 0, /* fp32 SIMT kernels: any head dim 1..128 */
+    SHOAL_FA_PATH_BF16 = 1 /* bf16 tensor cores (wmma 16x16x16): head dim 64 or 128 */
 } shoal_fa_path;
 
 /* Validate an attention call: B, T, C, NH >= 1, C % NH == 0, head dim within the path's set,
  * T <= t_max (the model's n_positions; <= 0 means unchecked), qkv/out/lse sizes without
  * overflow of int indices. Logs the offending value and returns INVALID_ARG, or SHOAL_OK. */
-shoal_status shoal_plan_attention_check(shoal_fa_path path, int B, int T, int C, int NH,
-                                        int t_max);
+shoal_status shoal_plan_attention_check(shoal_fa_path path, int B, int T, int C, int NH, int t_max);
 
 /* Shared-memory bytes of the bf16 flash kernels for head dim D (what the launch requests). */
 size_t shoal_plan_fa_fwd_smem(int D);

@@ -20,15 +20,13 @@ using shoal_cuda::from_f32;
 using shoal_cuda::to_f32;
 typedef __nv_bfloat16 bf16;
 
-__device__ __forceinline__ float gelu_tanh(float x)
-{
+__device__ __forceinline__ float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     float u = k * (x + 0.044715f * x * x * x);
     return 0.5f * x * (1.0f + tanhf(u));
 }
 
-__device__ __forceinline__ float gelu_tanh_grad(float x)
-{
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
     const float k = 0.7978845608028654f;
     float x3 = x * x * x;
     float u = k * (x + 0.044715f * x3);
@@ -39,8 +37,7 @@ __device__ __forceinline__ float gelu_tanh_grad(float x)
 
 template <typename TO>
 __global__ void encoder_forward_kernel(TO *out, const int32_t *tokens, const float *wte,
-                                       const float *wpe, int BT, int T, int C, int pos0)
-{
+                                       const float *wpe, int BT, int T, int C, int pos0) {
     size_t n = (size_t)BT * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -53,13 +50,13 @@ __global__ void encoder_forward_kernel(TO *out, const int32_t *tokens, const flo
 
 /* dwpe[t,c] += sum_b dout[b,t,c]: one thread per (t, c), b in order. */
 template <typename TI>
-__global__ void encoder_backward_wpe_kernel(float *dwpe, const TI *dout, int B, int T, int C)
-{
+__global__ void encoder_backward_wpe_kernel(float *dwpe, const TI *dout, int B, int T, int C) {
     size_t n = (size_t)T * C;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float acc = 0.0f;
-        for (int b = 0; b < B; b++) acc += to_f32(dout[(size_t)b * n + i]);
+        for (int b = 0; b < B; b++)
+            acc += to_f32(dout[(size_t)b * n + i]);
         dwpe[i] += acc;
     }
 }
@@ -69,8 +66,7 @@ __global__ void encoder_backward_wpe_kernel(float *dwpe, const TI *dout, int B, 
  * bucket's thread, so no two threads write the same dwte element. */
 template <typename TI>
 __global__ void encoder_backward_wte_kernel(float *dwte, const TI *dout, const int32_t *tokens,
-                                            int BT, int C, int buckets)
-{
+                                            int BT, int C, int buckets) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     int bucket = blockIdx.y;
     if (c >= C) return;
@@ -81,32 +77,28 @@ __global__ void encoder_backward_wte_kernel(float *dwte, const TI *dout, const i
     }
 }
 
-__global__ void gelu_forward_kernel(float *out, const float *inp, size_t n)
-{
+__global__ void gelu_forward_kernel(float *out, const float *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         out[i] = gelu_tanh(inp[i]);
 }
 
 template <typename T>
-__global__ void gelu_backward_kernel(T *dinp, const T *dout, const T *inp, size_t n)
-{
+__global__ void gelu_backward_kernel(T *dinp, const T *dout, const T *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         dinp[i] = from_f32<T>(to_f32(dinp[i]) + gelu_tanh_grad(to_f32(inp[i])) * to_f32(dout[i]));
 }
 
 template <typename T>
-__global__ void residual_forward_kernel(T *out, const T *a, const T *b, size_t n)
-{
+__global__ void residual_forward_kernel(T *out, const T *a, const T *b, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
 }
 
 template <typename T>
-__global__ void residual_backward_kernel(T *da, T *db, const T *dout, size_t n)
-{
+__global__ void residual_backward_kernel(T *da, T *db, const T *dout, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float g = to_f32(dout[i]);
@@ -115,8 +107,7 @@ __global__ void residual_backward_kernel(T *da, T *db, const T *dout, size_t n)
     }
 }
 
-__global__ void scale_kernel(float *x, size_t n, float s)
-{
+__global__ void scale_kernel(float *x, size_t n, float s) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         x[i] *= s;
@@ -127,8 +118,7 @@ __global__ void scale_kernel(float *x, size_t n, float s)
  * step_size = lr / bc1, sqrt(bc2) and decay = 1 - lr*wd computed on the host in double. */
 __global__ void adamw_kernel(float *params, __nv_bfloat16 *params_bf16, const float *grads,
                              float *m, float *v, size_t n, float b1, float b2, float eps,
-                             float decay, float step_size, float bc2_sqrt, float grad_scale)
-{
+                             float decay, float step_size, float bc2_sqrt, float grad_scale) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float g = grads[i] * grad_scale;
@@ -145,8 +135,7 @@ __global__ void adamw_kernel(float *params, __nv_bfloat16 *params_bf16, const fl
 
 /* Stage 1 of norm_sq: each block sums its grid-stride share in double, tree-reduced in shared
  * memory (fixed order), into partial[blockIdx.x]. */
-__global__ void norm_sq_partial_kernel(double *partial, const float *x, size_t n)
-{
+__global__ void norm_sq_partial_kernel(double *partial, const float *x, size_t n) {
     __shared__ double sh[SHOAL_EW_THREADS];
     double acc = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -164,11 +153,11 @@ __global__ void norm_sq_partial_kernel(double *partial, const float *x, size_t n
 }
 
 /* Stage 2: one block sums the partials in a fixed order. */
-__global__ void norm_sq_final_kernel(double *out, const double *partial, int nparts)
-{
+__global__ void norm_sq_final_kernel(double *out, const double *partial, int nparts) {
     __shared__ double sh[SHOAL_EW_THREADS];
     double acc = 0.0;
-    for (int i = threadIdx.x; i < nparts; i += blockDim.x) acc += partial[i];
+    for (int i = threadIdx.x; i < nparts; i += blockDim.x)
+        acc += partial[i];
     sh[threadIdx.x] = acc;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -178,28 +167,27 @@ __global__ void norm_sq_final_kernel(double *out, const double *partial, int npa
     if (threadIdx.x == 0) *out = sh[0];
 }
 
-__global__ void f32_to_bf16_kernel(__nv_bfloat16 *out, const float *inp, size_t n)
-{
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *out, const float *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         out[i] = __float2bfloat16_rn(inp[i]);
 }
 
-__global__ void bf16_to_f32_kernel(float *out, const __nv_bfloat16 *inp, size_t n)
-{
+__global__ void bf16_to_f32_kernel(float *out, const __nv_bfloat16 *inp, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         out[i] = __bfloat162float(inp[i]);
 }
 
 /* Grid for n elements: enough blocks to cover n at 4 elements per thread, at most 4096. */
-unsigned ew_blocks(size_t n) { return shoal_plan_blocks(n, SHOAL_EW_THREADS, 4, 4096); }
+unsigned ew_blocks(size_t n) {
+    return shoal_plan_blocks(n, SHOAL_EW_THREADS, 4, 4096);
+}
 
 template <typename TO>
 shoal_status encoder_forward_launch(shoal_ctx *ctx, TO *out, const int32_t *tokens,
                                     const float *wte, const float *wpe, int B, int T, int C,
-                                    int pos0)
-{
+                                    int pos0) {
     size_t n = (size_t)B * T * C;
     if (n == 0) return SHOAL_OK;
     encoder_forward_kernel<TO><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
@@ -210,50 +198,46 @@ shoal_status encoder_forward_launch(shoal_ctx *ctx, TO *out, const int32_t *toke
 
 template <typename TI>
 shoal_status encoder_backward_launch(shoal_ctx *ctx, float *dwte, float *dwpe, const TI *dout,
-                                     const int32_t *tokens, int B, int T, int C)
-{
+                                     const int32_t *tokens, int B, int T, int C) {
     if ((size_t)B * T * C == 0) return SHOAL_OK;
     cudaStream_t s = SHOAL_CUDA_STREAM(ctx);
     if (dwpe) {
-        encoder_backward_wpe_kernel<TI><<<ew_blocks((size_t)T * C), SHOAL_EW_THREADS, 0, s>>>(
-            dwpe, dout, B, T, C);
+        encoder_backward_wpe_kernel<TI>
+            <<<ew_blocks((size_t)T * C), SHOAL_EW_THREADS, 0, s>>>(dwpe, dout, B, T, C);
         SHOAL_CUDA_LAUNCHED();
     }
     if (dwte) {
         dim3 grid((unsigned)shoal_plan_ceil_div(C, 128), SHOAL_ENC_BUCKETS);
-        encoder_backward_wte_kernel<TI><<<grid, 128, 0, s>>>(dwte, dout, tokens, B * T, C,
-                                                             SHOAL_ENC_BUCKETS);
+        encoder_backward_wte_kernel<TI>
+            <<<grid, 128, 0, s>>>(dwte, dout, tokens, B * T, C, SHOAL_ENC_BUCKETS);
         SHOAL_CUDA_LAUNCHED();
     }
     return SHOAL_OK;
 }
 
 template <typename T>
-shoal_status gelu_backward_launch(shoal_ctx *ctx, T *dinp, const T *dout, const T *inp, size_t n)
-{
+shoal_status gelu_backward_launch(shoal_ctx *ctx, T *dinp, const T *dout, const T *inp, size_t n) {
     if (n == 0 || !dinp) return SHOAL_OK;
-    gelu_backward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        dinp, dout, inp, n);
+    gelu_backward_kernel<T>
+        <<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(dinp, dout, inp, n);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 template <typename T>
-shoal_status residual_forward_launch(shoal_ctx *ctx, T *out, const T *a, const T *b, size_t n)
-{
+shoal_status residual_forward_launch(shoal_ctx *ctx, T *out, const T *a, const T *b, size_t n) {
     if (n == 0) return SHOAL_OK;
-    residual_forward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        out, a, b, n);
+    residual_forward_kernel<T>
+        <<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(out, a, b, n);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 template <typename T>
-shoal_status residual_backward_launch(shoal_ctx *ctx, T *da, T *db, const T *dout, size_t n)
-{
+shoal_status residual_backward_launch(shoal_ctx *ctx, T *da, T *db, const T *dout, size_t n) {
     if (n == 0 || (!da && !db)) return SHOAL_OK;
-    residual_backward_kernel<T><<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        da, db, dout, n);
+    residual_backward_kernel<T>
+        <<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(da, db, dout, n);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
@@ -264,55 +248,46 @@ extern "C" {
 
 shoal_status shoal_encoder_forward_cuda(shoal_ctx *ctx, float *out, const int32_t *tokens,
                                         const float *wte, const float *wpe, int B, int T, int C,
-                                        int pos0)
-{
+                                        int pos0) {
     return encoder_forward_launch<float>(ctx, out, tokens, wte, wpe, B, T, C, pos0);
 }
 
 shoal_status shoal_encoder_backward_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
                                          const float *dout, const int32_t *tokens, int B, int T,
-                                         int C)
-{
+                                         int C) {
     return encoder_backward_launch<float>(ctx, dwte, dwpe, dout, tokens, B, T, C);
 }
 
-shoal_status shoal_gelu_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, size_t n)
-{
+shoal_status shoal_gelu_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, size_t n) {
     if (n == 0) return SHOAL_OK;
-    gelu_forward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(out, inp,
-                                                                                     n);
+    gelu_forward_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(out, inp, n);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 shoal_status shoal_gelu_backward_cuda(shoal_ctx *ctx, float *dinp, const float *dout,
-                                      const float *inp, size_t n)
-{
+                                      const float *inp, size_t n) {
     return gelu_backward_launch<float>(ctx, dinp, dout, inp, n);
 }
 
-shoal_status shoal_residual_forward_cuda(shoal_ctx *ctx, float *out, const float *a,
-                                         const float *b, size_t n)
-{
+shoal_status shoal_residual_forward_cuda(shoal_ctx *ctx, float *out, const float *a, const float *b,
+                                         size_t n) {
     return residual_forward_launch<float>(ctx, out, a, b, n);
 }
 
-shoal_status shoal_residual_backward_cuda(shoal_ctx *ctx, float *da, float *db,
-                                          const float *dout, size_t n)
-{
+shoal_status shoal_residual_backward_cuda(shoal_ctx *ctx, float *da, float *db, const float *dout,
+                                          size_t n) {
     return residual_backward_launch<float>(ctx, da, db, dout, n);
 }
 
-shoal_status shoal_scale_cuda(shoal_ctx *ctx, float *x, size_t n, float s)
-{
+shoal_status shoal_scale_cuda(shoal_ctx *ctx, float *x, size_t n, float s) {
     if (n == 0) return SHOAL_OK;
     scale_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(x, n, s);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
-shoal_status shoal_zero_cuda(shoal_ctx *ctx, void *p, size_t bytes)
-{
+shoal_status shoal_zero_cuda(shoal_ctx *ctx, void *p, size_t bytes) {
     if (bytes == 0) return SHOAL_OK;
     SHOAL_CUDA_TRY(cudaMemsetAsync(p, 0, bytes, SHOAL_CUDA_STREAM(ctx)));
     return SHOAL_OK;
@@ -320,9 +295,8 @@ shoal_status shoal_zero_cuda(shoal_ctx *ctx, void *p, size_t bytes)
 
 static shoal_status adamw_launch(shoal_ctx *ctx, float *params, __nv_bfloat16 *pbf16,
                                  const float *grads, float *m, float *v, size_t n, float lr,
-                                 float beta1, float beta2, float eps, float weight_decay,
-                                 int step, float grad_scale)
-{
+                                 float beta1, float beta2, float eps, float weight_decay, int step,
+                                 float grad_scale) {
     if (n == 0) return SHOAL_OK;
     if (step < 1) {
         SHOAL_LOG_ERROR("adamw: step %d must be >= 1", step);
@@ -333,32 +307,27 @@ static shoal_status adamw_launch(shoal_ctx *ctx, float *params, __nv_bfloat16 *p
     float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float decay = 1.0f - lr * weight_decay;
     adamw_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
-        params, pbf16, grads, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt,
-        grad_scale);
+        params, pbf16, grads, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt, grad_scale);
     SHOAL_CUDA_LAUNCHED();
     return SHOAL_OK;
 }
 
 shoal_status shoal_adamw_update_cuda(shoal_ctx *ctx, float *params, const float *grads, float *m,
                                      float *v, size_t n, float lr, float beta1, float beta2,
-                                     float eps, float weight_decay, int step, float grad_scale)
-{
+                                     float eps, float weight_decay, int step, float grad_scale) {
     return adamw_launch(ctx, params, NULL, grads, m, v, n, lr, beta1, beta2, eps, weight_decay,
                         step, grad_scale);
 }
 
-shoal_status shoal_adamw_update_mixed_cuda(shoal_ctx *ctx, float *master,
-                                           shoal_bf16 *params_bf16, const float *grads, float *m,
-                                           float *v, size_t n, float lr, float beta1,
-                                           float beta2, float eps, float weight_decay, int step,
-                                           float grad_scale)
-{
-    return adamw_launch(ctx, master, (__nv_bfloat16 *)params_bf16, grads, m, v, n, lr, beta1,
-                        beta2, eps, weight_decay, step, grad_scale);
+shoal_status shoal_adamw_update_mixed_cuda(shoal_ctx *ctx, float *master, shoal_bf16 *params_bf16,
+                                           const float *grads, float *m, float *v, size_t n,
+                                           float lr, float beta1, float beta2, float eps,
+                                           float weight_decay, int step, float grad_scale) {
+    return adamw_launch(ctx, master, (__nv_bfloat16 *)params_bf16, grads, m, v, n, lr, beta1, beta2,
+                        eps, weight_decay, step, grad_scale);
 }
 
-shoal_status shoal_norm_sq_cuda(shoal_ctx *ctx, const float *x, size_t n, double *out)
-{
+shoal_status shoal_norm_sq_cuda(shoal_ctx *ctx, const float *x, size_t n, double *out) {
     if (!out) return SHOAL_ERR_INVALID_ARG;
     if (n == 0) {
         *out = 0.0;
@@ -379,8 +348,7 @@ shoal_status shoal_norm_sq_cuda(shoal_ctx *ctx, const float *x, size_t n, double
     return SHOAL_OK;
 }
 
-shoal_status shoal_cuda_f32_to_bf16(shoal_ctx *ctx, shoal_bf16 *out, const float *inp, size_t n)
-{
+shoal_status shoal_cuda_f32_to_bf16(shoal_ctx *ctx, shoal_bf16 *out, const float *inp, size_t n) {
     if (n == 0) return SHOAL_OK;
     f32_to_bf16_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
         (__nv_bfloat16 *)out, inp, n);
@@ -388,8 +356,7 @@ shoal_status shoal_cuda_f32_to_bf16(shoal_ctx *ctx, shoal_bf16 *out, const float
     return SHOAL_OK;
 }
 
-shoal_status shoal_cuda_bf16_to_f32(shoal_ctx *ctx, float *out, const shoal_bf16 *inp, size_t n)
-{
+shoal_status shoal_cuda_bf16_to_f32(shoal_ctx *ctx, float *out, const shoal_bf16 *inp, size_t n) {
     if (n == 0) return SHOAL_OK;
     bf16_to_f32_kernel<<<ew_blocks(n), SHOAL_EW_THREADS, 0, SHOAL_CUDA_STREAM(ctx)>>>(
         out, (const __nv_bfloat16 *)inp, n);
@@ -399,34 +366,28 @@ shoal_status shoal_cuda_bf16_to_f32(shoal_ctx *ctx, float *out, const shoal_bf16
 
 shoal_status shoal_encoder_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, const int32_t *tokens,
                                              const float *wte, const float *wpe, int B, int T,
-                                             int C, int pos0)
-{
+                                             int C, int pos0) {
     return encoder_forward_launch<bf16>(ctx, (bf16 *)out, tokens, wte, wpe, B, T, C, pos0);
 }
 
 shoal_status shoal_encoder_backward_bf16_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
-                                              const shoal_bf16 *dout, const int32_t *tokens,
-                                              int B, int T, int C)
-{
+                                              const shoal_bf16 *dout, const int32_t *tokens, int B,
+                                              int T, int C) {
     return encoder_backward_launch<bf16>(ctx, dwte, dwpe, (const bf16 *)dout, tokens, B, T, C);
 }
 
-shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp,
-                                           const shoal_bf16 *dout, const shoal_bf16 *inp, size_t n)
-{
-    return gelu_backward_launch<bf16>(ctx, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp,
-                                      n);
+shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, const shoal_bf16 *dout,
+                                           const shoal_bf16 *inp, size_t n) {
+    return gelu_backward_launch<bf16>(ctx, (bf16 *)dinp, (const bf16 *)dout, (const bf16 *)inp, n);
 }
 
-shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
-                                              const shoal_bf16 *a, const shoal_bf16 *b, size_t n)
-{
+shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, const shoal_bf16 *a,
+                                              const shoal_bf16 *b, size_t n) {
     return residual_forward_launch<bf16>(ctx, (bf16 *)out, (const bf16 *)a, (const bf16 *)b, n);
 }
 
 shoal_status shoal_residual_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *da, shoal_bf16 *db,
-                                               const shoal_bf16 *dout, size_t n)
-{
+                                               const shoal_bf16 *dout, size_t n) {
     return residual_backward_launch<bf16>(ctx, (bf16 *)da, (bf16 *)db, (const bf16 *)dout, n);
 }
 

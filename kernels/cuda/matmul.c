@@ -26,22 +26,21 @@
     } while (0)
 
 typedef struct {
-    cudaDataType_t ab, cd;        /* operand types; C and D share one */
+    cudaDataType_t ab, cd; /* operand types; C and D share one */
     cublasOperation_t opa, opb;
-    int m, n, k;                  /* D (m x n, col-major) = op(A) (m x k) * op(B) (k x n) */
+    int m, n, k; /* D (m x n, col-major) = op(A) (m x k) * op(B) (k x n) */
     const void *a, *b;
     int lda, ldb;
     void *d;
     int ldd;
-    float beta;                   /* 0: overwrite, 1: accumulate into D */
-    cublasLtEpilogue_t epilogue;  /* CUBLASLT_EPILOGUE_DEFAULT, _BIAS, _GELU_AUX_BIAS ... */
+    float beta;                  /* 0: overwrite, 1: accumulate into D */
+    cublasLtEpilogue_t epilogue; /* CUBLASLT_EPILOGUE_DEFAULT, _BIAS, _GELU_AUX_BIAS ... */
     const void *bias;
     cudaDataType_t bias_type;
-    void *aux;                    /* pre-GELU output (same type and shape as D) */
+    void *aux; /* pre-GELU output (same type and shape as D) */
 } lt_gemm;
 
-static shoal_status lt_run(shoal_ctx *ctx, const lt_gemm *g)
-{
+static shoal_status lt_run(shoal_ctx *ctx, const lt_gemm *g) {
     shoal_status st = SHOAL_OK;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
@@ -51,16 +50,16 @@ static shoal_status lt_run(shoal_ctx *ctx, const lt_gemm *g)
     float alpha = 1.0f, beta = g->beta;
 
     LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &g->opa,
-                                          sizeof(g->opa)));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &g->opb,
-                                          sizeof(g->opb)));
+    LT_TRY(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &g->opa, sizeof(g->opa)));
+    LT_TRY(
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &g->opb, sizeof(g->opb)));
     if (g->epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &g->epilogue,
                                               sizeof(g->epilogue)));
         if (g->bias) {
-            LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                  &g->bias, sizeof(g->bias)));
+            LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias,
+                                                  sizeof(g->bias)));
             LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
                                                   &g->bias_type, sizeof(g->bias_type)));
         }
@@ -68,8 +67,8 @@ static shoal_status lt_run(shoal_ctx *ctx, const lt_gemm *g)
             int64_t aux_ld = g->ldd;
             LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
                                                   &g->aux, sizeof(g->aux)));
-            LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
-                                                  &aux_ld, sizeof(aux_ld)));
+            LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+                                                  sizeof(aux_ld)));
         }
     }
     /* Stored shapes: op N means stored as (rows x cols) = (m x k) for A, (k x n) for B. */
@@ -85,13 +84,13 @@ static shoal_status lt_run(shoal_ctx *ctx, const lt_gemm *g)
     int found = 0;
     LT_TRY(cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, ld, ld, pref, 1, &heur, &found));
     if (found < 1) {
-        SHOAL_LOG_ERROR("cuBLASLt: no algorithm for m=%d n=%d k=%d (epilogue %d)", g->m, g->n,
-                        g->k, (int)g->epilogue);
+        SHOAL_LOG_ERROR("cuBLASLt: no algorithm for m=%d n=%d k=%d (epilogue %d)", g->m, g->n, g->k,
+                        (int)g->epilogue);
         st = SHOAL_ERR_CUDA;
         goto cleanup;
     }
-    LT_TRY(cublasLtMatmul(h, op, &alpha, g->a, la, g->b, lb, &beta, g->d, ld, g->d, ld,
-                          &heur.algo, ctx->workspace, ws_bytes, SHOAL_CUDA_STREAM(ctx)));
+    LT_TRY(cublasLtMatmul(h, op, &alpha, g->a, la, g->b, lb, &beta, g->d, ld, g->d, ld, &heur.algo,
+                          ctx->workspace, ws_bytes, SHOAL_CUDA_STREAM(ctx)));
 cleanup:
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (ld) cublasLtMatrixLayoutDestroy(ld);
@@ -105,8 +104,7 @@ cleanup:
  * the transpose of w stored (IC x OC, ld IC) for OUT_IN. */
 static void gemm_forward(lt_gemm *g, cudaDataType_t ab, cudaDataType_t cd, void *out,
                          const void *inp, const void *w, int N, int IC, int OC,
-                         shoal_wlayout layout)
-{
+                         shoal_wlayout layout) {
     g->ab = ab;
     g->cd = cd;
     g->m = OC;
@@ -127,8 +125,7 @@ static void gemm_forward(lt_gemm *g, cudaDataType_t ab, cudaDataType_t cd, void 
 /* dinp^T (IC x N) += M * dout^T, M[i,o] = dL/dout-to-inp map: w^T of the forward's Wc. */
 static void gemm_dinp(lt_gemm *g, cudaDataType_t ab, cudaDataType_t cd, void *dinp,
                       const void *dout, const void *w, int N, int IC, int OC,
-                      shoal_wlayout layout)
-{
+                      shoal_wlayout layout) {
     lt_gemm z = {0};
     *g = z;
     g->ab = ab;
@@ -151,8 +148,7 @@ static void gemm_dinp(lt_gemm *g, cudaDataType_t ab, cudaDataType_t cd, void *di
 /* dw += inp^T @ dout, in w's layout. IN_OUT: dw stored (OC x IC col-major) = dout^T-stored *
  * inp^T; OUT_IN: dw stored (IC x OC) = inp-stored * dout-stored^T. */
 static void gemm_dw(lt_gemm *g, cudaDataType_t ab, void *dw, const void *dout, const void *inp,
-                    int N, int IC, int OC, shoal_wlayout layout)
-{
+                    int N, int IC, int OC, shoal_wlayout layout) {
     lt_gemm z = {0};
     *g = z;
     g->ab = ab;
@@ -184,8 +180,7 @@ static void gemm_dw(lt_gemm *g, cudaDataType_t ab, void *dw, const void *dout, c
     }
 }
 
-static shoal_status check_dims(const char *what, int N, int IC, int OC, shoal_wlayout layout)
-{
+static shoal_status check_dims(const char *what, int N, int IC, int OC, shoal_wlayout layout) {
     if (N < 0 || IC < 1 || OC < 1 || (layout != SHOAL_W_IN_OUT && layout != SHOAL_W_OUT_IN)) {
         SHOAL_LOG_ERROR("%s: bad shape N=%d IC=%d OC=%d layout=%d", what, N, IC, OC, (int)layout);
         return SHOAL_ERR_INVALID_ARG;
@@ -193,10 +188,9 @@ static shoal_status check_dims(const char *what, int N, int IC, int OC, shoal_wl
     return SHOAL_OK;
 }
 
-shoal_status shoal_matmul_forward_cuda(shoal_ctx *ctx, float *out, const float *inp,
-                                       const float *w, const float *bias, int N, int IC, int OC,
-                                       shoal_wlayout layout)
-{
+shoal_status shoal_matmul_forward_cuda(shoal_ctx *ctx, float *out, const float *inp, const float *w,
+                                       const float *bias, int N, int IC, int OC,
+                                       shoal_wlayout layout) {
     SHOAL_CHECK(check_dims("matmul_forward", N, IC, OC, layout));
     if (N == 0) return SHOAL_OK;
     lt_gemm g = {0};
@@ -210,9 +204,8 @@ shoal_status shoal_matmul_forward_cuda(shoal_ctx *ctx, float *out, const float *
 }
 
 shoal_status shoal_matmul_backward_cuda(shoal_ctx *ctx, float *dinp, float *dw, float *dbias,
-                                        const float *dout, const float *inp, const float *w,
-                                        int N, int IC, int OC, shoal_wlayout layout)
-{
+                                        const float *dout, const float *inp, const float *w, int N,
+                                        int IC, int OC, shoal_wlayout layout) {
     SHOAL_CHECK(check_dims("matmul_backward", N, IC, OC, layout));
     if (N == 0) return SHOAL_OK;
     lt_gemm g;
@@ -228,11 +221,10 @@ shoal_status shoal_matmul_backward_cuda(shoal_ctx *ctx, float *dinp, float *dw, 
     return SHOAL_OK;
 }
 
-shoal_status shoal_matmul_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
-                                            shoal_bf16 *pre_gelu, const shoal_bf16 *inp,
-                                            const shoal_bf16 *w, const shoal_bf16 *bias, int N,
-                                            int IC, int OC, shoal_wlayout layout, int gelu)
-{
+shoal_status shoal_matmul_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, shoal_bf16 *pre_gelu,
+                                            const shoal_bf16 *inp, const shoal_bf16 *w,
+                                            const shoal_bf16 *bias, int N, int IC, int OC,
+                                            shoal_wlayout layout, int gelu) {
     SHOAL_CHECK(check_dims("matmul_forward_bf16", N, IC, OC, layout));
     if (N == 0) return SHOAL_OK;
     lt_gemm g = {0};
@@ -254,8 +246,7 @@ shoal_status shoal_matmul_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
 shoal_status shoal_matmul_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, float *dw,
                                              float *dbias, const shoal_bf16 *dout,
                                              const shoal_bf16 *inp, const shoal_bf16 *w, int N,
-                                             int IC, int OC, shoal_wlayout layout)
-{
+                                             int IC, int OC, shoal_wlayout layout) {
     SHOAL_CHECK(check_dims("matmul_backward_bf16", N, IC, OC, layout));
     if (N == 0) return SHOAL_OK;
     lt_gemm g;

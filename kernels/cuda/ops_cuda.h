@@ -55,10 +55,10 @@ shoal_status shoal_cuda_bf16_to_f32(shoal_ctx *ctx, float *out, const shoal_bf16
 /* out (N,OC) bf16 = inp (N,IC) @ W (+ bias (OC), NULL = none), fp32 accumulation in cuBLASLt.
  * gelu != 0 applies the tanh-GELU epilogue; then pre_gelu (N,OC), when not NULL, receives the
  * value before GELU (for backward). */
-shoal_status shoal_matmul_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
-                                            shoal_bf16 *pre_gelu, const shoal_bf16 *inp,
-                                            const shoal_bf16 *w, const shoal_bf16 *bias, int N,
-                                            int IC, int OC, shoal_wlayout layout, int gelu);
+shoal_status shoal_matmul_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, shoal_bf16 *pre_gelu,
+                                            const shoal_bf16 *inp, const shoal_bf16 *w,
+                                            const shoal_bf16 *bias, int N, int IC, int OC,
+                                            shoal_wlayout layout, int gelu);
 /* dinp (N,IC) bf16 += dout @ W^T; dw (fp32, w's layout) += inp^T @ dout; dbias (OC, fp32) +=
  * column sums of dout. Gradients of weights stay fp32 (they feed the fp32 optimizer). */
 shoal_status shoal_matmul_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, float *dw,
@@ -69,8 +69,7 @@ shoal_status shoal_matmul_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, f
 /* Causal flash attention on tensor cores. qkv (B,T,3C) bf16, out (B,T,C) bf16, lse (B,NH,T)
  * fp32. Head dim C/NH must be 64 or 128; any T >= 1 (tails are masked). */
 shoal_status shoal_attention_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, float *lse,
-                                               const shoal_bf16 *qkv, int B, int T, int C,
-                                               int NH);
+                                               const shoal_bf16 *qkv, int B, int T, int C, int NH);
 /* dqkv (B,T,3C) bf16 += gradient, given dout, the forward's out and lse. Deterministic: a
  * query-parallel kernel writes dQ and a key-parallel kernel writes dK, dV (no atomics). */
 shoal_status shoal_attention_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dqkv,
@@ -82,12 +81,12 @@ shoal_status shoal_attention_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dqkv
  * gradients, NULL = skip) and fp32 arithmetic inside. Parameter gradients (dwte, dwpe, dw, db)
  * are fp32, activation gradients bf16. mean/rstd/lse/losses stay fp32. */
 /* out (B,T,C) bf16 = wte[tokens] + wpe[pos0 + t] from the fp32 master embeddings. */
-shoal_status shoal_encoder_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
-                                             const int32_t *tokens, const float *wte,
-                                             const float *wpe, int B, int T, int C, int pos0);
+shoal_status shoal_encoder_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, const int32_t *tokens,
+                                             const float *wte, const float *wpe, int B, int T,
+                                             int C, int pos0);
 shoal_status shoal_encoder_backward_bf16_cuda(shoal_ctx *ctx, float *dwte, float *dwpe,
-                                              const shoal_bf16 *dout, const int32_t *tokens,
-                                              int B, int T, int C);
+                                              const shoal_bf16 *dout, const int32_t *tokens, int B,
+                                              int T, int C);
 shoal_status shoal_layernorm_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, float *mean,
                                                float *rstd, const shoal_bf16 *inp,
                                                const shoal_bf16 *w, const shoal_bf16 *b, int N,
@@ -95,20 +94,18 @@ shoal_status shoal_layernorm_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, 
 shoal_status shoal_layernorm_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, float *dw,
                                                 float *db, const shoal_bf16 *dout,
                                                 const shoal_bf16 *inp, const shoal_bf16 *w,
-                                                const float *mean, const float *rstd, int N,
-                                                int C);
+                                                const float *mean, const float *rstd, int N, int C);
 /* GELU forward in bf16 is the matmul epilogue (shoal_matmul_forward_bf16_cuda, gelu = 1);
  * backward: dinp += gelu'(pre_gelu) * dout. */
-shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp,
-                                           const shoal_bf16 *dout, const shoal_bf16 *inp,
-                                           size_t n);
-shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out,
-                                              const shoal_bf16 *a, const shoal_bf16 *b, size_t n);
+shoal_status shoal_gelu_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dinp, const shoal_bf16 *dout,
+                                           const shoal_bf16 *inp, size_t n);
+shoal_status shoal_residual_forward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *out, const shoal_bf16 *a,
+                                              const shoal_bf16 *b, size_t n);
 shoal_status shoal_residual_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *da, shoal_bf16 *db,
                                                const shoal_bf16 *dout, size_t n);
 shoal_status shoal_crossentropy_forward_bf16_cuda(shoal_ctx *ctx, float *losses, float *lse,
-                                                  const shoal_bf16 *logits,
-                                                  const int32_t *targets, int N, int V);
+                                                  const shoal_bf16 *logits, const int32_t *targets,
+                                                  int N, int V);
 /* OVERWRITES dlogits (bf16); may run in place. */
 shoal_status shoal_crossentropy_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *dlogits,
                                                    const shoal_bf16 *logits, const float *lse,
@@ -117,11 +114,10 @@ shoal_status shoal_crossentropy_backward_bf16_cuda(shoal_ctx *ctx, shoal_bf16 *d
 
 /* AdamW as ops.h's adamw_update on fp32 master weights, also writing the bf16 copy of the
  * updated parameters (params_bf16 may be NULL). grads fp32. */
-shoal_status shoal_adamw_update_mixed_cuda(shoal_ctx *ctx, float *master,
-                                           shoal_bf16 *params_bf16, const float *grads, float *m,
-                                           float *v, size_t n, float lr, float beta1,
-                                           float beta2, float eps, float weight_decay, int step,
-                                           float grad_scale);
+shoal_status shoal_adamw_update_mixed_cuda(shoal_ctx *ctx, float *master, shoal_bf16 *params_bf16,
+                                           const float *grads, float *m, float *v, size_t n,
+                                           float lr, float beta1, float beta2, float eps,
+                                           float weight_decay, int step, float grad_scale);
 
 #ifdef __cplusplus
 }

@@ -44,8 +44,7 @@ constexpr float LOG2E = 1.4426950408889634f;
 /* acc (16 x 64, 8 n-tiles) += A strip (16 rows of `a`, D wide) @ B^T where B is stored
  * [n][k] (64 rows of `b`, D wide): the "row-major times row-major transposed" product. */
 template <int D>
-__device__ __forceinline__ void mma_abt(float (&acc)[8][4], const bf16 *a, const bf16 *b)
-{
+__device__ __forceinline__ void mma_abt(float (&acc)[8][4], const bf16 *a, const bf16 *b) {
     constexpr int LDB = D + 8;
     const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -67,8 +66,7 @@ __device__ __forceinline__ void mma_abt(float (&acc)[8][4], const bf16 *a, const
  * (64 rows of `m`, D wide). */
 template <int D>
 __device__ __forceinline__ void mma_pm(float (&out)[D / 8][4], const float (&p)[8][4],
-                                       const bf16 *m)
-{
+                                       const bf16 *m) {
     constexpr int LDB = D + 8;
     const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -91,8 +89,7 @@ __device__ __forceinline__ void mma_pm(float (&out)[D / 8][4], const float (&p)[
 /* dst rows (16 x D strip starting at row0) += s * acc, bf16 read-modify-write, rows < T. */
 template <int D>
 __device__ __forceinline__ void add_strip(bf16 *dst, size_t stride, const float (&acc)[D / 8][4],
-                                          int row0, int T, float s)
-{
+                                          int row0, int T, float s) {
     const int lane = threadIdx.x & 31, g = lane >> 2, qd = lane & 3;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -109,8 +106,7 @@ __device__ __forceinline__ void add_strip(bf16 *dst, size_t stride, const float 
 }
 
 __global__ void dot_kernel(float *Dbuf, const bf16 *dout, const bf16 *out, int B, int T, int C,
-                           int NH, int D)
-{
+                           int NH, int D) {
     const long long gw = (long long)blockIdx.x * 4 + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (gw >= (long long)B * NH * T) return;
@@ -119,20 +115,20 @@ __global__ void dot_kernel(float *Dbuf, const bf16 *dout, const bf16 *out, int B
     float s = 0.0f;
     for (int d = lane; d < D; d += 32)
         s += __bfloat162float(dout[off + d]) * __bfloat162float(out[off + d]);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) Dbuf[((size_t)b * NH + h) * T + t] = s;
 }
 
 template <int D>
 __global__ void __launch_bounds__(NT)
     bwd_dkv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
-                   const float *Dbuf, int T, int C, int NH)
-{
+                   const float *Dbuf, int T, int C, int NH) {
     constexpr int LDB = D + 8;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *Ks = reinterpret_cast<bf16 *>(smem), *Vs = Ks + BK * LDB;
-    bf16 *Qs = Vs + BK * LDB;            /* 2 buffers */
-    bf16 *dOs = Qs + 2 * BQ * LDB;       /* 2 buffers */
+    bf16 *Qs = Vs + BK * LDB;                                  /* 2 buffers */
+    bf16 *dOs = Qs + 2 * BQ * LDB;                             /* 2 buffers */
     float *Ls = reinterpret_cast<float *>(dOs + 2 * BQ * LDB); /* 2 x 64 (lse * log2 e) */
     float *Ds = Ls + 2 * BQ;                                   /* 2 x 64 */
     const int nq = shoal_plan_ceil_div_dev(T, BQ), kj = (int)blockIdx.x;
@@ -159,7 +155,8 @@ __global__ void __launch_bounds__(NT)
 #pragma unroll
     for (int i = 0; i < D / 8; i++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) dk[i][e] = dv[i][e] = 0.0f;
+        for (int e = 0; e < 4; e++)
+            dk[i][e] = dv[i][e] = 0.0f;
 
     for (int qi = first; qi < nq; qi++) {
         const int buf = (qi - first) & 1, q0 = qi * BQ;
@@ -183,7 +180,8 @@ __global__ void __launch_bounds__(NT)
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+            for (int e = 0; e < 4; e++)
+                st[nt][e] = dpt[nt][e] = 0.0f;
         mma_abt<D>(st, Ks + warp * 16 * LDB, Qb);   /* S^T strip: keys x queries */
         mma_abt<D>(dpt, Vs + warp * 16 * LDB, dOb); /* dP^T strip */
 #pragma unroll
@@ -194,12 +192,12 @@ __global__ void __launch_bounds__(NT)
                 const int ql = nt * 8 + 2 * qd + (e & 1), query = q0 + ql;
                 const bool vis = query < T && key < T && key <= query;
                 const float p = vis ? exp2f(st[nt][e] * scale_log2 - Lb[ql]) : 0.0f;
-                st[nt][e] = p;                       /* P^T */
+                st[nt][e] = p;                          /* P^T */
                 dpt[nt][e] = p * (dpt[nt][e] - Db[ql]); /* dS^T */
             }
-        mma_pm<D>(dv, st, dOb);  /* dV strip += P^T dO */
-        mma_pm<D>(dk, dpt, Qb);  /* dK strip += dS^T Q */
-        __syncthreads(); /* the next iteration's prefetch refills this buffer */
+        mma_pm<D>(dv, st, dOb); /* dV strip += P^T dO */
+        mma_pm<D>(dk, dpt, Qb); /* dK strip += dS^T Q */
+        __syncthreads();        /* the next iteration's prefetch refills this buffer */
     }
     bf16 *dkbase = dqkv + (size_t)b * T * C3 + C + (size_t)h * D;
     add_strip<D>(dkbase, C3, dk, k0 + warp * 16, T, scale);
@@ -209,8 +207,7 @@ __global__ void __launch_bounds__(NT)
 template <int D>
 __global__ void __launch_bounds__(NT)
     bwd_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
-                  const float *Dbuf, int T, int C, int NH)
-{
+                  const float *Dbuf, int T, int C, int NH) {
     constexpr int LDB = D + 8;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *Qs = reinterpret_cast<bf16 *>(smem), *dOs = Qs + BQ * LDB;
@@ -238,14 +235,14 @@ __global__ void __launch_bounds__(NT)
     }
     float dq[D / 8][4];
 #pragma unroll
-    for (int i = 0; i < D / 8; i++) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
+    for (int i = 0; i < D / 8; i++)
+        dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.0f;
     for (int kj = 0; kj < nkv; kj++) {
         const int buf = kj & 1, k0 = kj * BK;
         const bf16 *Kb = Ks + buf * BK * LDB, *Vb = Vs + buf * BK * LDB;
         if (kj + 1 < nkv) {
             load_tile_async<D, NT>(Ks + (buf ^ 1) * BK * LDB, base + C, C3, k0 + BK, T);
-            load_tile_async<D, NT>(Vs + (buf ^ 1) * BK * LDB, base + 2 * (size_t)C, C3, k0 + BK,
-                                   T);
+            load_tile_async<D, NT>(Vs + (buf ^ 1) * BK * LDB, base + 2 * (size_t)C, C3, k0 + BK, T);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -256,7 +253,8 @@ __global__ void __launch_bounds__(NT)
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+            for (int e = 0; e < 4; e++)
+                s[nt][e] = dp[nt][e] = 0.0f;
         mma_abt<D>(s, Qs + warp * 16 * LDB, Kb);
         mma_abt<D>(dp, dOs + warp * 16 * LDB, Vb);
 #pragma unroll
@@ -275,21 +273,21 @@ __global__ void __launch_bounds__(NT)
     add_strip<D>(dqkv + (size_t)b * T * C3 + (size_t)h * D, C3, dq, q0 + warp * 16, T, scale);
 }
 
-template <int D> static size_t smem_bytes()
-{
+template <int D> static size_t smem_bytes() {
     return (size_t)6 * 64 * (D + 8) * sizeof(bf16) + 4 * 64 * sizeof(float);
 }
 
 template <int D>
-static void launch(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const bf16 *out,
-                   const float *lse, float *Dbuf, int B, int T, int C, int NH, cudaStream_t s)
-{
+static void launch(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const bf16 *out, const float *lse,
+                   float *Dbuf, int B, int T, int C, int NH, cudaStream_t s) {
     dot_kernel<<<(unsigned)shoal_plan_ceil_div((long long)B * NH * T, 4), 128, 0, s>>>(
         Dbuf, dout, out, B, T, C, NH, D);
     CK(cudaGetLastError());
     const size_t sm = smem_bytes<D>();
-    CK(cudaFuncSetAttribute(bwd_dkv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    CK(cudaFuncSetAttribute(bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    CK(cudaFuncSetAttribute(bwd_dkv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)sm));
+    CK(cudaFuncSetAttribute(bwd_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)sm));
     dim3 grid((unsigned)shoal_plan_fa_q_tiles(T, BQ), (unsigned)(B * NH));
     bwd_dkv_kernel<D><<<grid, NT, sm, s>>>(dqkv, dout, qkv, lse, Dbuf, T, C, NH);
     CK(cudaGetLastError());
@@ -297,14 +295,12 @@ static void launch(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const bf16 *ou
     CK(cudaGetLastError());
 }
 
-static int cmpf(const void *a, const void *b)
-{
+static int cmpf(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-static bf16 *rand_dev(size_t n, uint32_t seed, uint16_t **host)
-{
+static bf16 *rand_dev(size_t n, uint32_t seed, uint16_t **host) {
     uint16_t *h = (uint16_t *)malloc(n * 2);
     uint32_t x = seed;
     for (size_t i = 0; i < n; i++) {
@@ -314,15 +310,18 @@ static bf16 *rand_dev(size_t n, uint32_t seed, uint16_t **host)
     bf16 *d;
     CK(cudaMalloc(&d, n * 2));
     CK(cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice));
-    if (host) *host = h;
-    else free(h);
+    if (host)
+        *host = h;
+    else
+        free(h);
     return d;
 }
 
-static float bf(uint16_t x) { return shoal_plan_bf16_to_f32(x); }
+static float bf(uint16_t x) {
+    return shoal_plan_bf16_to_f32(x);
+}
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (shoal_cuda_device_count() == 0) {
         printf("skipped: no CUDA device\n");
         return 77;
@@ -350,11 +349,13 @@ int main(int argc, char **argv)
         return 1;
     CK(cudaMemsetAsync(d1, 0, nq * 2, s));
     CK(cudaMemsetAsync(d2, 0, nq * 2, s));
-    if (D == 64) launch<64>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
-    else launch<128>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
+    if (D == 64)
+        launch<64>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
+    else
+        launch<128>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
     if (shoal_attention_backward_bf16_cuda(&ctx, (shoal_bf16 *)d2, (const shoal_bf16 *)dout,
-                                           (const shoal_bf16 *)qkv, (const shoal_bf16 *)out, lse,
-                                           B, T, C, NH) != SHOAL_OK)
+                                           (const shoal_bf16 *)qkv, (const shoal_bf16 *)out, lse, B,
+                                           T, C, NH) != SHOAL_OK)
         return 1;
     CK(cudaStreamSynchronize(s));
     uint16_t *h1 = (uint16_t *)malloc(nq * 2), *h2 = (uint16_t *)malloc(nq * 2);
@@ -366,24 +367,28 @@ int main(int argc, char **argv)
         const float sc = 1.0f / sqrtf((float)D);
         float *P = (float *)calloc((size_t)T * T, 4), *dq = (float *)calloc((size_t)T * D, 4);
         float *dk = (float *)calloc((size_t)T * D, 4), *dvv = (float *)calloc((size_t)T * D, 4);
-#define Q_(t, e) bf(hq[(size_t)(t) * 3 * C + (e)])
-#define K_(t, e) bf(hq[(size_t)(t) * 3 * C + C + (e)])
-#define V_(t, e) bf(hq[(size_t)(t) * 3 * C + 2 * C + (e)])
-#define G_(t, e) bf(hg[(size_t)(t) * C + (e)])
+#define Q_(t, e) bf(hq[(size_t)(t)*3 * C + (e)])
+#define K_(t, e) bf(hq[(size_t)(t)*3 * C + C + (e)])
+#define V_(t, e) bf(hq[(size_t)(t)*3 * C + 2 * C + (e)])
+#define G_(t, e) bf(hg[(size_t)(t)*C + (e)])
         for (int i = 0; i < T; i++) {
             float mx = -INFINITY, sum = 0;
             for (int j = 0; j <= i; j++) {
                 float d = 0;
-                for (int e = 0; e < D; e++) d += Q_(i, e) * K_(j, e);
+                for (int e = 0; e < D; e++)
+                    d += Q_(i, e) * K_(j, e);
                 P[(size_t)i * T + j] = d * sc;
                 mx = fmaxf(mx, d * sc);
             }
-            for (int j = 0; j <= i; j++) sum += (P[(size_t)i * T + j] = expf(P[(size_t)i * T + j] - mx));
-            for (int j = 0; j <= i; j++) P[(size_t)i * T + j] /= sum;
+            for (int j = 0; j <= i; j++)
+                sum += (P[(size_t)i * T + j] = expf(P[(size_t)i * T + j] - mx));
+            for (int j = 0; j <= i; j++)
+                P[(size_t)i * T + j] /= sum;
             float Di = 0, *dpr = (float *)malloc(sizeof(float) * (i + 1));
             for (int j = 0; j <= i; j++) {
                 float d = 0;
-                for (int e = 0; e < D; e++) d += G_(i, e) * V_(j, e);
+                for (int e = 0; e < D; e++)
+                    d += G_(i, e) * V_(j, e);
                 dpr[j] = d;
                 Di += P[(size_t)i * T + j] * d;
             }
@@ -405,7 +410,10 @@ int main(int argc, char **argv)
                     num += (double)(got - ref) * (got - ref);
                     den += (double)ref * ref;
                 }
-        free(P); free(dq); free(dk); free(dvv);
+        free(P);
+        free(dq);
+        free(dk);
+        free(dvv);
     }
     for (size_t i = 0; i < nq; i++) {
         float a = bf(h1[i]), c = bf(h2[i]);
@@ -423,8 +431,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < reps + 5; i++) {
             CK(cudaEventRecord(e0, s));
             if (which == 0) {
-                if (D == 64) launch<64>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
-                else launch<128>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
+                if (D == 64)
+                    launch<64>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
+                else
+                    launch<128>(d1, dout, qkv, out, lse, Dbuf, B, T, C, NH, s);
             } else if (shoal_attention_backward_bf16_cuda(
                            &ctx, (shoal_bf16 *)d2, (const shoal_bf16 *)dout,
                            (const shoal_bf16 *)qkv, (const shoal_bf16 *)out, lse, B, T, C,

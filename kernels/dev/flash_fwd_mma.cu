@@ -41,8 +41,7 @@ constexpr float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
 
 template <int D>
 __global__ void __launch_bounds__(NT)
-    fa_fwd_mma_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH)
-{
+    fa_fwd_mma_kernel(bf16 *out, float *lse, const bf16 *qkv, int T, int C, int NH) {
     constexpr int LDB = D + 8, KT = D / 16, DT = D / 8;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *Qs = reinterpret_cast<bf16 *>(smem);
@@ -65,7 +64,8 @@ __global__ void __launch_bounds__(NT)
     uint32_t qf[KT][4];
     float o[DT][4];
 #pragma unroll
-    for (int i = 0; i < DT; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    for (int i = 0; i < DT; i++)
+        o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
     for (int kj = 0; kj < nkv; kj++) {
@@ -171,12 +171,13 @@ __global__ void __launch_bounds__(NT)
     }
 }
 
-template <int D> static size_t smem_bytes() { return (size_t)5 * 64 * (D + 8) * sizeof(bf16); }
+template <int D> static size_t smem_bytes() {
+    return (size_t)5 * 64 * (D + 8) * sizeof(bf16);
+}
 
 template <int D>
 static void launch(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int C, int NH,
-                   cudaStream_t s)
-{
+                   cudaStream_t s) {
     CK(cudaFuncSetAttribute(fa_fwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)smem_bytes<D>()));
     dim3 grid((unsigned)shoal_plan_fa_q_tiles(T, BQ), (unsigned)(B * NH));
@@ -184,14 +185,12 @@ static void launch(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int C, 
     CK(cudaGetLastError());
 }
 
-static int cmpf(const void *a, const void *b)
-{
+static int cmpf(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (shoal_cuda_device_count() == 0) {
         printf("skipped: no CUDA device\n");
         return 77;
@@ -220,10 +219,12 @@ int main(int argc, char **argv)
     shoal_ctx ctx;
     if (shoal_ctx_init_cuda(&ctx, 0) != SHOAL_OK) return 1;
     cudaStream_t s = (cudaStream_t)ctx.stream;
-    if (D == 64) launch<64>(o1, l1, dq, B, T, C, NH, s);
-    else launch<128>(o1, l1, dq, B, T, C, NH, s);
-    if (shoal_attention_forward_bf16_cuda(&ctx, (shoal_bf16 *)o2, l2, (const shoal_bf16 *)dq, B,
-                                          T, C, NH) != SHOAL_OK)
+    if (D == 64)
+        launch<64>(o1, l1, dq, B, T, C, NH, s);
+    else
+        launch<128>(o1, l1, dq, B, T, C, NH, s);
+    if (shoal_attention_forward_bf16_cuda(&ctx, (shoal_bf16 *)o2, l2, (const shoal_bf16 *)dq, B, T,
+                                          C, NH) != SHOAL_OK)
         return 1;
     CK(cudaStreamSynchronize(s));
     /* check: batch 0 against a CPU fp32 reference, everything against the product kernel */
@@ -239,16 +240,20 @@ int main(int argc, char **argv)
             for (int j = 0; j <= t; j++) {
                 const uint16_t *kr = hq + (size_t)j * 3 * C + C + (size_t)h * D;
                 float d = 0;
-                for (int e = 0; e < D; e++) d += shoal_plan_bf16_to_f32(qr[e]) * shoal_plan_bf16_to_f32(kr[e]);
+                for (int e = 0; e < D; e++)
+                    d += shoal_plan_bf16_to_f32(qr[e]) * shoal_plan_bf16_to_f32(kr[e]);
                 sc[j] = d / sqrtf((float)D);
                 mx = fmaxf(mx, sc[j]);
             }
-            for (int j = 0; j <= t; j++) sum += (sc[j] = expf(sc[j] - mx));
+            for (int j = 0; j <= t; j++)
+                sum += (sc[j] = expf(sc[j] - mx));
             for (int e = 0; e < D; e++) {
                 float acc = 0;
                 for (int j = 0; j <= t; j++)
-                    acc += sc[j] * shoal_plan_bf16_to_f32(hq[(size_t)j * 3 * C + 2 * C + (size_t)h * D + e]);
-                float ref = acc / sum, got = shoal_plan_bf16_to_f32(h1[(size_t)t * C + (size_t)h * D + e]);
+                    acc += sc[j] * shoal_plan_bf16_to_f32(
+                                       hq[(size_t)j * 3 * C + 2 * C + (size_t)h * D + e]);
+                float ref = acc / sum,
+                      got = shoal_plan_bf16_to_f32(h1[(size_t)t * C + (size_t)h * D + e]);
                 num += (double)(got - ref) * (got - ref);
                 den += (double)ref * ref;
             }
@@ -270,10 +275,13 @@ int main(int argc, char **argv)
         for (int i = 0; i < reps + 5; i++) {
             CK(cudaEventRecord(e0, s));
             if (which == 0) {
-                if (D == 64) launch<64>(o1, l1, dq, B, T, C, NH, s);
-                else launch<128>(o1, l1, dq, B, T, C, NH, s);
+                if (D == 64)
+                    launch<64>(o1, l1, dq, B, T, C, NH, s);
+                else
+                    launch<128>(o1, l1, dq, B, T, C, NH, s);
             } else if (shoal_attention_forward_bf16_cuda(&ctx, (shoal_bf16 *)o2, l2,
-                                                         (const shoal_bf16 *)dq, B, T, C, NH) != SHOAL_OK) {
+                                                         (const shoal_bf16 *)dq, B, T, C,
+                                                         NH) != SHOAL_OK) {
                 return 1;
             }
             CK(cudaEventRecord(e1, s));

@@ -13,8 +13,7 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "test.h"
 
-static void test_count(void)
-{
+static void test_count(void) {
     int n = shoal_cuda_device_count();
     CHECK(n >= 0);
     CHECK_EQ_INT(shoal_cuda_device_count(), n); /* stable, and the failed probe is not sticky */
@@ -22,8 +21,7 @@ static void test_count(void)
     if (expect && strcmp(expect, "1") == 0) CHECK(n >= 1);
 }
 
-static void test_init_rejects(void)
-{
+static void test_init_rejects(void) {
     shoal_ctx ctx;
     memset(&ctx, 0x5a, sizeof ctx);
     int n = shoal_cuda_device_count();
@@ -39,8 +37,7 @@ static void test_init_rejects(void)
 
 /* Argument checks run before any CUDA call, so they are testable on a machine without a GPU:
  * a context that was never initialised is enough, nothing reaches the device. */
-static void test_arguments_rejected_before_launch(void)
-{
+static void test_arguments_rejected_before_launch(void) {
     shoal_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     const shoal_kernels *k = shoal_kernels_cuda();
@@ -54,27 +51,28 @@ static void test_arguments_rejected_before_launch(void)
                  SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(k->matmul_forward(&ctx, &f, &f, &f, NULL, 0, 4, 4, SHOAL_W_OUT_IN), SHOAL_OK);
     CHECK_EQ_INT(shoal_matmul_forward_bf16_cuda(&ctx, NULL, NULL, NULL, NULL, NULL, 4, 4, -4,
-                                                SHOAL_W_IN_OUT, 0), SHOAL_ERR_INVALID_ARG);
+                                                SHOAL_W_IN_OUT, 0),
+                 SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(k->attention_forward(&ctx, &f, &f, &f, 1, 4, 10, 3), SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(k->attention_forward(&ctx, &f, &f, &f, 1, 0, 8, 1), SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(k->attention_backward(&ctx, &f, &f, &f, &f, 1, 4, 512, 2),
                  SHOAL_ERR_INVALID_ARG); /* head dim 256 */
     CHECK_EQ_INT(k->attention_decode(&ctx, &f, &f, &f, &f, 8, 8, 1, 8, 1), SHOAL_ERR_INVALID_ARG);
-    CHECK_EQ_INT(k->attention_decode(&ctx, &f, &f, &f, &f, -1, 8, 1, 8, 1),
-                 SHOAL_ERR_INVALID_ARG);
+    CHECK_EQ_INT(k->attention_decode(&ctx, &f, &f, &f, &f, -1, 8, 1, 8, 1), SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(shoal_attention_forward_bf16_cuda(&ctx, NULL, NULL, NULL, 1, 17, 96, 1),
                  SHOAL_ERR_INVALID_ARG); /* head dim 96: not on the tensor-core path */
-    CHECK_EQ_INT(shoal_attention_backward_bf16_cuda(&ctx, NULL, NULL, NULL, NULL, NULL, 1, 17, 32,
-                                                    1), SHOAL_ERR_INVALID_ARG);
-    CHECK_EQ_INT(k->adamw_update(&ctx, &f, &f, &f, &f, 1, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0,
-                                 1.0f), SHOAL_ERR_INVALID_ARG); /* step is 1-based */
+    CHECK_EQ_INT(
+        shoal_attention_backward_bf16_cuda(&ctx, NULL, NULL, NULL, NULL, NULL, 1, 17, 32, 1),
+        SHOAL_ERR_INVALID_ARG);
+    CHECK_EQ_INT(
+        k->adamw_update(&ctx, &f, &f, &f, &f, 1, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0, 1.0f),
+        SHOAL_ERR_INVALID_ARG); /* step is 1-based */
     CHECK_EQ_INT(k->norm_sq(&ctx, &f, 1, NULL), SHOAL_ERR_INVALID_ARG);
     CHECK_EQ_INT(k->norm_sq(&ctx, &f, 0, &d), SHOAL_OK);
     CHECK(d == 0.0);
 }
 
-static void test_roundtrip_if_device(void)
-{
+static void test_roundtrip_if_device(void) {
     if (shoal_cuda_device_count() == 0) return;
     shoal_ctx ctx;
     CHECK_EQ_INT(shoal_ctx_init_cuda(&ctx, 0), SHOAL_OK);
@@ -85,8 +83,7 @@ static void test_roundtrip_if_device(void)
     CHECK(ctx.k == NULL);
 }
 
-int main(void)
-{
+int main(void) {
     TEST_RUN(test_count);
     TEST_RUN(test_init_rejects);
     TEST_RUN(test_arguments_rejected_before_launch);

@@ -17,8 +17,7 @@
 static const int Ts[] = {1, 2, 17, 63, 64, 65, 127, 128, 129, 1000, 1024};
 #define NTS ((int)(sizeof(Ts) / sizeof(Ts[0])))
 
-static void test_ceil_and_blocks(void)
-{
+static void test_ceil_and_blocks(void) {
     CHECK_EQ_INT(shoal_plan_ceil_div(0, 64), 0);
     CHECK_EQ_INT(shoal_plan_ceil_div(1, 64), 1);
     CHECK_EQ_INT(shoal_plan_ceil_div(64, 64), 1);
@@ -32,8 +31,7 @@ static void test_ceil_and_blocks(void)
     CHECK_EQ_INT(shoal_plan_blocks(10, 256, 0, 0), 1);
 }
 
-static void test_q_tiles_and_tails(void)
-{
+static void test_q_tiles_and_tails(void) {
     for (int k = 0; k < NTS; k++) {
         int T = Ts[k], nq = shoal_plan_fa_q_tiles(T, SHOAL_FA_BQ), sum = 0;
         CHECK_EQ_INT(nq, (T + 63) / 64);
@@ -52,8 +50,7 @@ static void test_q_tiles_and_tails(void)
 
 /* Brute force: the key tiles query tile qi must visit = those holding a key visible from one
  * of its (existing) queries. */
-static int brute_kv_tiles(int T, int qi)
-{
+static int brute_kv_tiles(int T, int qi) {
     int last_tile = -1;
     for (int i = qi * 64; i < qi * 64 + 64 && i < T; i++)
         for (int j = 0; j < T; j++)
@@ -61,8 +58,7 @@ static int brute_kv_tiles(int T, int qi)
     return last_tile + 1;
 }
 
-static void test_causal_tile_ranges(void)
-{
+static void test_causal_tile_ranges(void) {
     for (int k = 0; k < NTS; k++) {
         int T = Ts[k], nq = shoal_plan_fa_q_tiles(T, SHOAL_FA_BQ);
         for (int qi = 0; qi < nq; qi++) {
@@ -72,7 +68,8 @@ static void test_causal_tile_ranges(void)
             CHECK(n >= 1 && n <= qi + 1);
             /* The first key of every visited tile is visible from the tile's first query, so
              * no visited tile has a row whose keys are all masked (no -inf max in the kernel). */
-            for (int kj = 0; kj < n; kj++) CHECK(shoal_plan_causal_visible(qi * 64, kj * 64, T));
+            for (int kj = 0; kj < n; kj++)
+                CHECK(shoal_plan_causal_visible(qi * 64, kj * 64, T));
         }
         /* Backward dK/dV: key tile kj visits query tiles first_q_tile(kj) .. nq-1; every
          * visible pair (i, j) must fall in a visited (query tile, key tile) pair. */
@@ -90,8 +87,7 @@ static void test_causal_tile_ranges(void)
     CHECK(!shoal_plan_causal_visible(-1, 0, 10));
 }
 
-static void test_lse_layout(void)
-{
+static void test_lse_layout(void) {
     const int B = 3, NH = 5;
     for (int k = 0; k < NTS; k++) {
         int T = Ts[k];
@@ -109,13 +105,13 @@ static void test_lse_layout(void)
                         seen[ix] = 1;
                     }
                 }
-        for (size_t i = 0; i < n; i++) CHECK(seen[i]);
+        for (size_t i = 0; i < n; i++)
+            CHECK(seen[i]);
         free(seen);
     }
 }
 
-static void test_qkv_out_index(void)
-{
+static void test_qkv_out_index(void) {
     const int B = 2, T = 17, NH = 3, C = 12, hd = 4;
     size_t n = (size_t)B * T * 3 * C;
     unsigned char *seen = calloc(n, 1);
@@ -130,22 +126,22 @@ static void test_qkv_out_index(void)
                         size_t o = shoal_plan_out_index(b, t, h, d, T, C, NH);
                         CHECK(o < (size_t)B * T * C);
                         /* q's element of (b,t,h,d) sits where out's does, in rows 3x wider */
-                        if (w == 0) CHECK_EQ_INT(ix - (size_t)(b * T + t) * 3 * C,
-                                                 o - (size_t)(b * T + t) * C);
+                        if (w == 0)
+                            CHECK_EQ_INT(ix - (size_t)(b * T + t) * 3 * C,
+                                         o - (size_t)(b * T + t) * C);
                     }
-    for (size_t i = 0; i < n; i++) CHECK(seen[i]);
+    for (size_t i = 0; i < n; i++)
+        CHECK(seen[i]);
     free(seen);
 }
 
-static float from_bits(uint32_t u)
-{
+static float from_bits(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static void test_bf16(void)
-{
+static void test_bf16(void) {
     CHECK_EQ_INT(shoal_plan_f32_to_bf16(1.0f), 0x3f80);
     CHECK_EQ_INT(shoal_plan_f32_to_bf16(-2.0f), 0xc000);
     CHECK_EQ_INT(shoal_plan_f32_to_bf16(-0.0f), 0x8000);
@@ -153,11 +149,11 @@ static void test_bf16(void)
     CHECK_EQ_INT(shoal_plan_f32_to_bf16(1.0f + 1.0f / 256), 0x3f80);
     /* 1 + 3*2^-8 is halfway between 1+2^-7 (odd) and 1+2^-6 -> 1+2^-6 */
     CHECK_EQ_INT(shoal_plan_f32_to_bf16(1.0f + 3.0f / 256), 0x3f82);
-    CHECK_EQ_INT(shoal_plan_f32_to_bf16(1.0f + 1.5f / 256), 0x3f81); /* above half: up */
-    CHECK_EQ_INT(shoal_plan_f32_to_bf16(from_bits(0x7f800000u)), 0x7f80);   /* inf */
-    CHECK_EQ_INT(shoal_plan_f32_to_bf16(from_bits(0x7f7fffffu)), 0x7f80);   /* FLT_MAX -> inf */
-    uint16_t nan = shoal_plan_f32_to_bf16(from_bits(0x7f800001u));          /* signalling NaN */
-    CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x007f) != 0);                 /* stays NaN */
+    CHECK_EQ_INT(shoal_plan_f32_to_bf16(1.0f + 1.5f / 256), 0x3f81);      /* above half: up */
+    CHECK_EQ_INT(shoal_plan_f32_to_bf16(from_bits(0x7f800000u)), 0x7f80); /* inf */
+    CHECK_EQ_INT(shoal_plan_f32_to_bf16(from_bits(0x7f7fffffu)), 0x7f80); /* FLT_MAX -> inf */
+    uint16_t nan = shoal_plan_f32_to_bf16(from_bits(0x7f800001u));        /* signalling NaN */
+    CHECK((nan & 0x7f80) == 0x7f80 && (nan & 0x007f) != 0);               /* stays NaN */
     CHECK(isnan(shoal_plan_bf16_to_f32(nan)));
     CHECK(shoal_plan_bf16_to_f32(0x3f80) == 1.0f);
     /* Agrees with common/dtype.c on a sweep of bit patterns (finite values). */
@@ -184,8 +180,7 @@ static void test_bf16(void)
     CHECK(lo == 1.0f && hi == -2.0f);
 }
 
-static void test_attention_check(void)
-{
+static void test_attention_check(void) {
     CHECK_EQ_INT(shoal_plan_attention_check(SHOAL_FA_PATH_BF16, 8, 1024, 768, 12, 1024), SHOAL_OK);
     CHECK_EQ_INT(shoal_plan_attention_check(SHOAL_FA_PATH_BF16, 1, 17, 256, 2, 1024), SHOAL_OK);
     CHECK_EQ_INT(shoal_plan_attention_check(SHOAL_FA_PATH_BF16, 1, 1, 96, 1, 0),
@@ -206,8 +201,7 @@ static void test_attention_check(void)
                  SHOAL_ERR_INVALID_ARG); /* B*NH over gridDim.y */
 }
 
-static void test_smem_and_flops(void)
-{
+static void test_smem_and_flops(void) {
     /* What the kernels carve (attention_bf16.cu) must fit Hopper's 227 KB opt-in. */
     size_t f64 = shoal_plan_fa_fwd_smem(64), f128 = shoal_plan_fa_fwd_smem(128);
     size_t b64 = shoal_plan_fa_bwd_smem(64), b128 = shoal_plan_fa_bwd_smem(128);
@@ -225,8 +219,7 @@ static void test_smem_and_flops(void)
     CHECK_NEAR(shoal_plan_fa_flops_bwd(8, 12, 1024, 64, 1), 2.5 * f, 1e-12);
 }
 
-int main(void)
-{
+int main(void) {
     TEST_RUN(test_ceil_and_blocks);
     TEST_RUN(test_q_tiles_and_tails);
     TEST_RUN(test_causal_tile_ranges);

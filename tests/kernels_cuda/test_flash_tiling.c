@@ -23,15 +23,15 @@ static const float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
 
 /* x (T, D) for one head: q, k, v, dout as separate row-major arrays */
 static void flash_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                          int T, int D)
-{
+                          int T, int D) {
     const float scale_log2 = (1.0f / sqrtf((float)D)) * LOG2E;
     int nq = shoal_plan_ceil_div_dev(T, BQ);
     float *O = malloc(sizeof(float) * BQ * D), m[BQ], l[BQ], S[BQ][BK];
     for (int blk = 0; blk < nq; blk++) {
         int qi = nq - 1 - blk, q0 = qi * BQ; /* the kernel's launch order */
         memset(O, 0, sizeof(float) * BQ * D);
-        for (int r = 0; r < BQ; r++) m[r] = -INFINITY, l[r] = 0.0f;
+        for (int r = 0; r < BQ; r++)
+            m[r] = -INFINITY, l[r] = 0.0f;
         int nkv = shoal_plan_fa_kv_tiles_dev(T, qi);
         for (int kj = 0; kj < nkv; kj++) {
             int k0 = kj * BK;
@@ -39,7 +39,8 @@ static void flash_forward(float *out, float *lse, const float *q, const float *k
                 for (int c = 0; c < BK; c++) { /* rows past T are zero tiles */
                     float s = 0;
                     if (q0 + r < T && k0 + c < T)
-                        for (int d = 0; d < D; d++) s += q[(q0 + r) * D + d] * k[(k0 + c) * D + d];
+                        for (int d = 0; d < D; d++)
+                            s += q[(q0 + r) * D + d] * k[(k0 + c) * D + d];
                     S[r][c] = s;
                 }
             for (int r = 0; r < BQ; r++) {
@@ -70,7 +71,8 @@ static void flash_forward(float *out, float *lse, const float *q, const float *k
             }
         }
         for (int r = 0; r < BQ && q0 + r < T; r++) {
-            for (int d = 0; d < D; d++) out[(q0 + r) * D + d] = O[r * D + d] / l[r];
+            for (int d = 0; d < D; d++)
+                out[(q0 + r) * D + d] = O[r * D + d] / l[r];
             lse[q0 + r] = m[r] * LN2 + logf(l[r]);
         }
     }
@@ -80,8 +82,7 @@ static void flash_forward(float *out, float *lse, const float *q, const float *k
 /* p and ds of one (query row, key) pair as bwd_scores computes them. */
 static void pair(float *p, float *ds, const float *q, const float *k, const float *v,
                  const float *dout, const float *lse, const float *Dv, int qidx, int key, int T,
-                 int D)
-{
+                 int D) {
     const float scale_log2 = (1.0f / sqrtf((float)D)) * LOG2E;
     int vis = qidx < T && key < T && key <= qidx;
     float s = 0, dp = 0;
@@ -97,14 +98,14 @@ static void pair(float *p, float *ds, const float *q, const float *k, const floa
 
 static void flash_backward(float *dq, float *dk, float *dv, const float *q, const float *k,
                            const float *v, const float *out, const float *dout, const float *lse,
-                           int T, int D)
-{
+                           int T, int D) {
     const float scale = 1.0f / sqrtf((float)D);
     int nq = shoal_plan_ceil_div_dev(T, BQ);
     float *Dv = malloc(sizeof(float) * T);
     for (int t = 0; t < T; t++) {
         float s = 0;
-        for (int d = 0; d < D; d++) s += dout[t * D + d] * out[t * D + d];
+        for (int d = 0; d < D; d++)
+            s += dout[t * D + d] * out[t * D + d];
         Dv[t] = s;
     }
     /* dQ kernel: one block per query tile, key tiles 0 .. nkv-1 */
@@ -116,7 +117,8 @@ static void flash_backward(float *dq, float *dk, float *dv, const float *q, cons
                     float p, ds;
                     pair(&p, &ds, q, k, v, dout, lse, Dv, q0 + r, kj * BK + c, T, D);
                     if (kj * BK + c < T)
-                        for (int d = 0; d < D; d++) dq[(q0 + r) * D + d] += scale * ds * k[(kj * BK + c) * D + d];
+                        for (int d = 0; d < D; d++)
+                            dq[(q0 + r) * D + d] += scale * ds * k[(kj * BK + c) * D + d];
                 }
     }
     /* dK/dV kernel: one block per key tile, query tiles first_q_tile .. nq-1 */
@@ -140,24 +142,27 @@ static void flash_backward(float *dq, float *dk, float *dv, const float *q, cons
 
 /* Naive double-precision causal attention, forward and backward, for one head. */
 static void naive(double *out, double *lse, double *dq, double *dk, double *dv, const float *q,
-                  const float *k, const float *v, const float *dout, int T, int D)
-{
+                  const float *k, const float *v, const float *dout, int T, int D) {
     double sc = 1.0 / sqrt((double)D);
     double *P = calloc((size_t)T * T, sizeof(double));
     for (int i = 0; i < T; i++) {
         double mx = -INFINITY, sum = 0;
         for (int j = 0; j <= i; j++) {
             double s = 0;
-            for (int d = 0; d < D; d++) s += (double)q[i * D + d] * k[j * D + d];
+            for (int d = 0; d < D; d++)
+                s += (double)q[i * D + d] * k[j * D + d];
             P[i * T + j] = s * sc;
             if (s * sc > mx) mx = s * sc;
         }
-        for (int j = 0; j <= i; j++) sum += exp(P[i * T + j] - mx);
+        for (int j = 0; j <= i; j++)
+            sum += exp(P[i * T + j] - mx);
         lse[i] = mx + log(sum);
-        for (int j = 0; j <= i; j++) P[i * T + j] = exp(P[i * T + j] - lse[i]);
+        for (int j = 0; j <= i; j++)
+            P[i * T + j] = exp(P[i * T + j] - lse[i]);
         for (int d = 0; d < D; d++) {
             double o = 0;
-            for (int j = 0; j <= i; j++) o += P[i * T + j] * v[j * D + d];
+            for (int j = 0; j <= i; j++)
+                o += P[i * T + j] * v[j * D + d];
             out[i * D + d] = o;
         }
     }
@@ -166,7 +171,8 @@ static void naive(double *out, double *lse, double *dq, double *dk, double *dv, 
         double *dp = malloc(sizeof(double) * (i + 1));
         for (int j = 0; j <= i; j++) {
             double s = 0;
-            for (int d = 0; d < D; d++) s += (double)dout[i * D + d] * v[j * D + d];
+            for (int d = 0; d < D; d++)
+                s += (double)dout[i * D + d] * v[j * D + d];
             dp[j] = s;
             Di += P[i * T + j] * s;
         }
@@ -183,8 +189,7 @@ static void naive(double *out, double *lse, double *dq, double *dk, double *dv, 
     free(P);
 }
 
-static double rel(const float *a, const double *ref, size_t n)
-{
+static double rel(const float *a, const double *ref, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(a[i])) return INFINITY;
@@ -195,21 +200,22 @@ static double rel(const float *a, const double *ref, size_t n)
 }
 
 static unsigned seed = 1234567u;
-static float frand(void)
-{
+static float frand(void) {
     seed = seed * 1664525u + 1013904223u;
     return (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
 }
 
-static void run_case(int T, int D)
-{
+static void run_case(int T, int D) {
     size_t n = (size_t)T * D;
     float *q = malloc(n * 4), *k = malloc(n * 4), *v = malloc(n * 4), *g = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) q[i] = frand(), k[i] = frand(), v[i] = frand(), g[i] = frand();
+    for (size_t i = 0; i < n; i++)
+        q[i] = frand(), k[i] = frand(), v[i] = frand(), g[i] = frand();
     float *out = malloc(n * 4), *lse = malloc(T * 4);
     float *dq = calloc(n, 4), *dk = calloc(n, 4), *dv = calloc(n, 4);
-    for (size_t i = 0; i < n; i++) out[i] = NAN; /* poison: every row must be written */
-    for (int t = 0; t < T; t++) lse[t] = NAN;
+    for (size_t i = 0; i < n; i++)
+        out[i] = NAN; /* poison: every row must be written */
+    for (int t = 0; t < T; t++)
+        lse[t] = NAN;
     double *rout = malloc(n * 8), *rlse = malloc(T * 8);
     double *rdq = calloc(n, 8), *rdk = calloc(n, 8), *rdv = calloc(n, 8);
     flash_forward(out, lse, q, k, v, T, D);
@@ -223,19 +229,30 @@ static void run_case(int T, int D)
                     (const char *[]){"out", "lse", "dq", "dk", "dv"}[i], e[i]);
         CHECK(e[i] < 1e-5);
     }
-    free(q); free(k); free(v); free(g); free(out); free(lse); free(dq); free(dk); free(dv);
-    free(rout); free(rlse); free(rdq); free(rdk); free(rdv);
+    free(q);
+    free(k);
+    free(v);
+    free(g);
+    free(out);
+    free(lse);
+    free(dq);
+    free(dk);
+    free(dv);
+    free(rout);
+    free(rlse);
+    free(rdq);
+    free(rdk);
+    free(rdv);
 }
 
-static void test_schedule_matches_naive(void)
-{
+static void test_schedule_matches_naive(void) {
     static const int Ts[] = {1, 2, 17, 63, 64, 65, 130, 200};
-    for (size_t i = 0; i < sizeof(Ts) / sizeof(Ts[0]); i++) run_case(Ts[i], 8);
+    for (size_t i = 0; i < sizeof(Ts) / sizeof(Ts[0]); i++)
+        run_case(Ts[i], 8);
     run_case(129, 64);
 }
 
-int main(void)
-{
+int main(void) {
     TEST_RUN(test_schedule_matches_naive);
     return TEST_EXIT();
 }
