@@ -68,7 +68,10 @@ shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device) {
     void *ws = NULL;
     cudaError_t e = cudaSetDevice(device);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess) e = cudaMalloc(&ws, SHOAL_CUDA_LT_WORKSPACE);
+    /* Stream-ordered from the start, so growing it later (cudaFreeAsync of the old buffer in
+     * shoal_cuda_scratch) only ever frees what cudaMallocAsync allocated. */
+    if (e == cudaSuccess) e = cudaMallocAsync(&ws, SHOAL_CUDA_LT_WORKSPACE, stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
     if (e != cudaSuccess) {
         SHOAL_LOG_ERROR("shoal_ctx_init_cuda(device %d): %s", device, cudaGetErrorString(e));
         goto cleanup;
@@ -88,7 +91,10 @@ shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device) {
     return SHOAL_OK;
 cleanup:
     if (lt) cublasLtDestroy(lt);
-    if (ws) cudaFree(ws);
+    if (ws) {
+        cudaFreeAsync(ws, stream);
+        cudaStreamSynchronize(stream);
+    }
     if (stream) cudaStreamDestroy(stream);
     memset(ctx, 0, sizeof(*ctx));
     return st;
@@ -98,7 +104,10 @@ void shoal_ctx_free_cuda(shoal_ctx *ctx) {
     if (!ctx || ctx->backend != SHOAL_BACKEND_CUDA || !ctx->k) return;
     if (ctx->stream) cudaStreamSynchronize((cudaStream_t)ctx->stream);
     if (ctx->blas) cublasLtDestroy((cublasLtHandle_t)ctx->blas);
-    if (ctx->workspace) cudaFree(ctx->workspace);
+    if (ctx->workspace) {
+        cudaFreeAsync(ctx->workspace, (cudaStream_t)ctx->stream);
+        cudaStreamSynchronize((cudaStream_t)ctx->stream);
+    }
     if (ctx->stream) cudaStreamDestroy((cudaStream_t)ctx->stream);
     memset(ctx, 0, sizeof(*ctx));
 }
