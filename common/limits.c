@@ -12,6 +12,16 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_TENSOR_ELEMENTS] = {"tensor_elements", 1ull << 36, 1ull << 40},
     [SHOAL_LIMIT_JSON_FILE_BYTES] = {"json_file_bytes", 64u << 20, 1u << 30},
     [SHOAL_LIMIT_READ_FILE_BYTES] = {"read_file_bytes", 1ull << 30, 16ull << 30},
+    [SHOAL_LIMIT_COMM_TIMEOUT_MS] = {"comm_timeout_ms", 30000, 86400000},
+    [SHOAL_LIMIT_COMM_RANKS] = {"comm_ranks", 4096, 65536},
+    [SHOAL_LIMIT_TOKENIZER_FILE_BYTES] = {"tokenizer_file_bytes", 64u << 20, 1u << 30},
+    [SHOAL_LIMIT_TOKENIZER_VOCAB] = {"tokenizer_vocab", 1u << 20, 1u << 24},
+    [SHOAL_LIMIT_TOKENIZER_MERGES] = {"tokenizer_merges", 1u << 20, 1u << 24},
+    [SHOAL_LIMIT_RPC_MESSAGE_BYTES] = {"rpc_message_bytes", 16u << 20, 1u << 30},
+    [SHOAL_LIMIT_RPC_INFLIGHT_CALLS] = {"rpc_inflight_calls", 4096, 65536},
+    [SHOAL_LIMIT_RPC_HANDLER_THREADS] = {"rpc_handler_threads", 64, 1024},
+    [SHOAL_LIMIT_PEM_FILE_BYTES] = {"pem_file_bytes", 1u << 20, 16u << 20},
+    [SHOAL_LIMIT_MODEL_PARAMS] = {"model_params", 1ull << 32, 1ull << 36},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

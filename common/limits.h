@@ -23,6 +23,33 @@
 #define SHOAL_MAX_TENSOR_DIMS 8
 /* Longest path we build (PATH_MAX on Linux is 4096). */
 #define SHOAL_MAX_PATH 4096
+/* privacy/: RDP orders one accountant tracks. dp_accounting's default grid has 156; 1024
+ * leaves room for dense custom grids while bounding the per-step cost and the state file. */
+#define SHOAL_MAX_DP_ORDERS 1024
+/* privacy/: largest RDP order accepted. Integer orders cost one term per unit of the order;
+ * useful optima lie below a few thousand even at ε < 0.01, so 1e4 bounds the work per order. */
+#define SHOAL_MAX_DP_ORDER 10000.0
+/* privacy/: distinct (q, σ) phases in one accountant. A phase is a run of steps with the
+ * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
+ * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
+#define SHOAL_MAX_DP_PHASES 65536
+/* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
+ * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
+#define SHOAL_MAX_RPC_TOKEN 2048
+/* Longest peer certificate CN or principal name handed to RPC handlers (X.509 caps CN at 64;
+ * 256 leaves room for principals such as "token:submitter-ci"). Longer is refused, never cut. */
+#define SHOAL_MAX_RPC_PRINCIPAL 256
+/* Status details kept per RPC (what the peer sees as the error message). */
+#define SHOAL_MAX_RPC_DETAILS 512
+
+/* GPT config.json ranges (worker/model). Far above any "small language model" (GPT-2 XL has
+ * 48 layers, 25 heads, 1600 channels, 50257 tokens, 1024 positions) yet small enough that no
+ * product of two of them overflows an int and a hostile config cannot ask for absurd buffers. */
+#define SHOAL_MAX_GPT_LAYERS 256
+#define SHOAL_MAX_GPT_HEADS 256
+#define SHOAL_MAX_GPT_EMBD 32768
+#define SHOAL_MAX_GPT_VOCAB (1 << 22)
+#define SHOAL_MAX_GPT_POSITIONS 65536
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
@@ -38,6 +65,42 @@ typedef enum {
     SHOAL_LIMIT_JSON_FILE_BYTES,
     /* Any whole file we read into memory rather than mmap. */
     SHOAL_LIMIT_READ_FILE_BYTES,
+    /* Longest a rank may wait inside one collective (or communicator set-up) before it calls
+     * the collective hung, aborts it and exits with an error: a hung collective is a bug. A dead
+     * peer is noticed at once by worker/dist's liveness ring; this catches peers that are alive
+     * but stuck. 30 s is far above any step's all-reduce here (512 MB over loopback TCP takes
+     * ~1.5 s); the ceiling (1 day) lets a slow checkpoint barrier be allowed for explicitly. */
+    SHOAL_LIMIT_COMM_TIMEOUT_MS,
+    /* Ranks in one communicator. Rank tables (host, pid, liveness address) are allocated per
+     * rank; 4096 covers any cluster a small-model job uses, 65536 is NCCL-scale. */
+    SHOAL_LIMIT_COMM_RANKS,
+    /* One tokenizer file (vocab.json, merges.txt, encoder.json, vocab.bpe, tokenizer.json).
+     * GPT-2's are 0.5-1.4 MB and 250k-token vocabularies ~20 MB, so 64 MB default, 1 GB
+     * ceiling. */
+    SHOAL_LIMIT_TOKENIZER_FILE_BYTES,
+    /* Tokens in a vocabulary: GPT-2 has 50,257, the largest public BPE vocabularies ~256k;
+     * ids are int32 and tables are sized from this, so 1M default, 16M ceiling. */
+    SHOAL_LIMIT_TOKENIZER_VOCAB,
+    /* BPE merge rules: at most one per non-byte token, so the same bounds as the vocabulary. */
+    SHOAL_LIMIT_TOKENIZER_MERGES,
+    /* One gRPC message, each direction (send and receive are both set explicitly). gRPC's own
+     * default is 4 MiB; tensors move as ~1 MiB chunks, so 16 MiB leaves room for big job specs
+     * and manifests. The ceiling (1 GiB) stays far below gRPC's int32 length. Per-method
+     * request caps (shoal_rpc_method.max_request_bytes) may be lower. */
+    SHOAL_LIMIT_RPC_MESSAGE_BYTES,
+    /* Server calls in flight at once (accepted, not yet finished). Past it a new call gets
+     * RESOURCE_EXHAUSTED at once instead of queueing without bound. */
+    SHOAL_LIMIT_RPC_INFLIGHT_CALLS,
+    /* Handler threads of one RPC server's worker pool. Long streams (WatchJob) hold a thread
+     * each, so the pool grows on demand up to this; calls beyond it wait in the queue. */
+    SHOAL_LIMIT_RPC_HANDLER_THREADS,
+    /* A PEM file (certificate chain, key, CA bundle). Real ones are a few KB; a 1 MiB CA
+     * bundle is already unusual. */
+    SHOAL_LIMIT_PEM_FILE_BYTES,
+    /* Parameters of one model held in memory (fp32 params + grads + AdamW state = 16 bytes
+     * each). 2^32 (16 GiB of fp32 weights) by default, so a bad config.json fails fast instead
+     * of swapping; the ceiling 2^36 is beyond any model one node trains. */
+    SHOAL_LIMIT_MODEL_PARAMS,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 

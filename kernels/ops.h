@@ -155,7 +155,8 @@ struct shoal_kernels {
 const shoal_kernels *shoal_kernels_cpu(void);
 
 /* Set up a CPU context. n_threads <= 0 takes OMP_NUM_THREADS, else the number of online CPUs.
- * Sets the BLAS thread count too. INVALID_ARG when ctx is NULL. */
+ * Sets the BLAS library to 1 thread: GEMMs are split across the context's OpenMP threads, so
+ * one thread pool serves every op. INVALID_ARG when ctx is NULL. */
 shoal_status shoal_ctx_init_cpu(shoal_ctx *ctx, int n_threads);
 /* Release what the context owns (CPU: nothing). NULL-safe. */
 void shoal_ctx_free(shoal_ctx *ctx);
