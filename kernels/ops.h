@@ -22,6 +22,11 @@
  * The CPU reference lives in kernels/cpu (plain loops with OpenMP over batch and heads; GEMM
  * through OpenBLAS when SHOAL_HAVE_BLAS, a blocked loop fallback otherwise). CPU twins are
  * named shoal_<op>_forward_cpu / shoal_<op>_backward_cpu and declared in kernels/cpu/ops_cpu.h.
+ * Backend note (CUDA, kernels/cuda): attention never materialises T x T; the `att` buffer of
+ * attention_forward/backward holds the row log-sum-exp (B, NH, T) in its first B*NH*T floats
+ * instead of the probabilities (layout: kernels/cuda/cuda_plan.h shoal_plan_lse_index). Callers
+ * may keep allocating B*NH*T*T; only the CUDA backend's own forward output is valid input to
+ * its backward. A CUDA context is released with shoal_ctx_free_cuda (kernels/cuda/ops_cuda.h).
  * Tested by tests/kernels/test_ops.c: every backward against central finite differences in
  * double on small shapes, forwards against naive double-precision references, and through the
  * whole model against PyTorch (tests/model/test_gpt_ref.c).
