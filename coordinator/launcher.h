@@ -57,6 +57,10 @@ typedef struct {
      * stream: 1 stdout, 2 stderr. */
     void (*on_log)(void *ctx, uint64_t job_id, int attempt, int rank, int stream,
                    const char *line);
+    /* Optional (may be NULL): the attempt's ranks are running (mpirun: from the first poll
+     * after start; Slurm: once the job left PENDING). At most once per attempt, always before
+     * on_exit. */
+    void (*on_running)(void *ctx, uint64_t job_id, int attempt);
     /* Called exactly once per started attempt, after its last on_log. */
     void (*on_exit)(void *ctx, uint64_t job_id, int attempt, const shoal_launch_result *res);
 } shoal_launcher_callbacks;
@@ -71,6 +75,10 @@ typedef struct {
     const char *slurm_partition; /* NULL: the default partition */
     double poll_interval_s;    /* slurm: how often to ask scontrol; 0: 1 s */
     double kill_grace_s;       /* cancel: SIGTERM, then SIGKILL after this; 0: 5 s */
+    /* A file descriptor poll() also waits on (>= 0), so the owner thread can be woken from
+     * another thread; poll() returns when it is readable and never reads it. -1: none.
+     * (0 is taken as "none" too, so a zeroed config needs no special care.) */
+    int wake_fd;
 } shoal_launcher_config;
 
 typedef struct shoal_launcher_ops {
@@ -108,7 +116,8 @@ shoal_status shoal_launcher_start(shoal_launcher *l, const shoal_launch_req *req
  * time; scancel under Slurm). NOT_FOUND when the job has no running attempt. on_exit follows
  * from poll() with cancelled = 1. */
 shoal_status shoal_launcher_cancel(shoal_launcher *l, uint64_t job_id);
-/* Wait up to timeout_ms for output/exits and deliver them. */
+/* Wait up to timeout_ms (or until the wake fd is readable) for output/exits and deliver them.
+ * timeout_ms < 0: no limit. */
 shoal_status shoal_launcher_poll(shoal_launcher *l, int timeout_ms);
 int shoal_launcher_active(shoal_launcher *l);
 

@@ -44,6 +44,7 @@ typedef struct run {
     int exited, status;
     double exit_at;       /* when mpirun was reaped */
     int cancelled;
+    int announced;        /* on_running delivered */
     double kill_at;       /* SIGKILL due at this time (0: not scheduled) */
     char hostfile[SHOAL_MAX_PATH];
     struct run *next;
@@ -55,6 +56,7 @@ typedef struct {
     char scratch[SHOAL_LAUNCHER_SCRATCH_MAX];
     char mpirun[SHOAL_MAX_PATH];
     double grace_s;
+    int wake_fd;
     run *runs;
 } mpirun_launcher;
 
@@ -73,6 +75,7 @@ static shoal_status create_common(const shoal_launcher_config *cfg,
     snprintf(m->scratch, sizeof m->scratch, "%s", cfg->scratch_dir);
     snprintf(m->mpirun, sizeof m->mpirun, "%s", cfg->mpirun ? cfg->mpirun : "mpirun");
     m->grace_s = cfg->kill_grace_s > 0 ? cfg->kill_grace_s : 5.0;
+    m->wake_fd = cfg->wake_fd > 0 ? cfg->wake_fd : -1;
     *impl = m;
     return SHOAL_OK;
 }
@@ -348,19 +351,19 @@ static void report(mpirun_launcher *m, run *r) {
 
 static shoal_status poll_runs(void *impl, int timeout_ms) {
     mpirun_launcher *m = impl;
-    struct pollfd pf[3 * 64];
-    run *owner[3 * 64];
+    struct pollfd pf[3 * 64 + 1];
     int n = 0;
     double now = shoal_now_s();
-    for (run *r = m->runs; r && n + 3 <= (int)(sizeof pf / sizeof pf[0]); r = r->next) {
+    if (m->wake_fd >= 0) pf[n++] = (struct pollfd){m->wake_fd, POLLIN, 0};
+    for (run *r = m->runs; r; r = r->next) {
+        if (!r->announced) timeout_ms = 0; /* deliver on_running now */
+        if (n + 3 > (int)(sizeof pf / sizeof pf[0])) continue; /* drained below anyway */
         for (int i = 0; i < 2; i++)
             if (r->fd[i] >= 0) {
-                pf[n] = (struct pollfd){r->fd[i], POLLIN, 0};
-                owner[n++] = r;
+                pf[n++] = (struct pollfd){r->fd[i], POLLIN, 0};
             }
         if (!r->exited && r->pidfd >= 0) {
-            pf[n] = (struct pollfd){r->pidfd, POLLIN, 0};
-            owner[n++] = r;
+            pf[n++] = (struct pollfd){r->pidfd, POLLIN, 0};
         }
         /* ticks: no pidfd, a SIGKILL due, or an exit waiting for its pipes to drain */
         int tick_ms = -1;
@@ -369,7 +372,8 @@ static shoal_status poll_runs(void *impl, int timeout_ms) {
         if (r->exited) tick_ms = 50;
         if (tick_ms >= 0 && (timeout_ms < 0 || timeout_ms > tick_ms)) timeout_ms = tick_ms;
     }
-    if (n > 0 || timeout_ms > 0) {
+    if (n > 0 || timeout_ms != 0) {
+        if (n == 0 && timeout_ms < 0) timeout_ms = 1000; /* nothing to wait on: don't hang */
         int rc = poll(pf, (nfds_t)n, timeout_ms);
         if (rc < 0 && errno != EINTR) {
             SHOAL_LOG_ERROR("poll: %s", strerror(errno));
@@ -378,6 +382,10 @@ static shoal_status poll_runs(void *impl, int timeout_ms) {
     }
     now = shoal_now_s();
     for (run *r = m->runs; r; r = r->next) {
+        if (!r->announced) {
+            r->announced = 1;
+            if (m->cb.on_running) m->cb.on_running(m->cb.ctx, r->job_id, r->attempt);
+        }
         for (int i = 0; i < 2; i++)
             if (r->fd[i] >= 0) drain(m, r, i);
         check_exit(r);
@@ -389,7 +397,6 @@ static shoal_status poll_runs(void *impl, int timeout_ms) {
             r->kill_at = 0;
         }
     }
-    (void)owner;
     /* report exits whose output is complete (or whose pipes are held by a leftover) */
     run **pp = &m->runs;
     while (*pp) {

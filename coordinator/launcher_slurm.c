@@ -41,6 +41,7 @@ typedef struct srun {
     off_t off[2];
     shoal_line_buf lb[2];
     int cancelled;
+    int announced; /* on_running delivered */
     double next_poll;
     struct srun *next;
 } srun;
@@ -51,6 +52,7 @@ typedef struct {
     char conf_env[SHOAL_MAX_PATH + 16]; /* "SLURM_CONF=..." or "" */
     char partition[128];
     double interval_s;
+    int wake_fd;
     srun *runs;
 } slurm_launcher;
 
@@ -67,6 +69,7 @@ static shoal_status create(const shoal_launcher_config *cfg, const shoal_launche
     if (cfg->slurm_partition)
         snprintf(s->partition, sizeof s->partition, "%s", cfg->slurm_partition);
     s->interval_s = cfg->poll_interval_s > 0 ? cfg->poll_interval_s : 1.0;
+    s->wake_fd = cfg->wake_fd > 0 ? cfg->wake_fd : -1;
     *impl = s;
     return SHOAL_OK;
 }
@@ -318,6 +321,10 @@ static int check(slurm_launcher *s, srun *r, shoal_launch_result *res) {
                  r->slurm_id);
         return 1;
     }
+    if (strcmp(state, "PENDING") != 0 && strcmp(state, "CONFIGURING") != 0 && !r->announced) {
+        r->announced = 1; /* running, or already past it */
+        if (s->cb.on_running) s->cb.on_running(s->cb.ctx, r->job_id, r->attempt);
+    }
     if (!terminal_state(state)) return 0;
     int ec = 0, sig = 0;
     if (field(out, "ExitCode", exitc, sizeof exitc) == 0) sscanf(exitc, "%d:%d", &ec, &sig);
@@ -334,15 +341,14 @@ static int check(slurm_launcher *s, srun *r, shoal_launch_result *res) {
 static shoal_status poll_runs(void *impl, int timeout_ms) {
     slurm_launcher *s = impl;
     double now = shoal_now_s();
-    if (s->runs && timeout_ms != 0) {
-        double first = 1e300;
+    if (timeout_ms != 0) {
+        double wait_ms = timeout_ms > 0 ? timeout_ms : 1000.0;
         for (srun *r = s->runs; r; r = r->next)
-            if (r->next_poll < first) first = r->next_poll;
-        double wait_ms = (first - now) * 1000.0;
-        if (timeout_ms > 0 && wait_ms > timeout_ms) wait_ms = timeout_ms;
-        if (wait_ms > 0) poll(NULL, 0, (int)ceil(wait_ms));
-    } else if (timeout_ms > 0) {
-        poll(NULL, 0, timeout_ms);
+            if ((r->next_poll - now) * 1000.0 < wait_ms) wait_ms = (r->next_poll - now) * 1000.0;
+        if (wait_ms > 0) {
+            struct pollfd pf = {s->wake_fd, POLLIN, 0};
+            poll(&pf, s->wake_fd >= 0 ? 1 : 0, (int)ceil(wait_ms));
+        }
     }
     now = shoal_now_s();
     srun **pp = &s->runs;

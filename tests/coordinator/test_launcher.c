@@ -27,7 +27,7 @@ typedef struct {
 typedef struct {
     logline lines[MAX_LINES];
     int nlines;
-    int exits;
+    int exits, runnings;
     shoal_launch_result res;
     uint64_t exit_job;
 } sink;
@@ -43,6 +43,13 @@ static void on_log(void *ctx, uint64_t job_id, int attempt, int rank, int stream
         l->stream = stream;
         snprintf(l->text, sizeof l->text, "%s", text);
     }
+}
+
+static void on_running_cb(void *ctx, uint64_t job_id, int attempt) {
+    (void)job_id;
+    (void)attempt;
+    sink *s = ctx;
+    if (s->exits == 0) s->runnings++; /* must come before the exit */
 }
 
 static void on_exit_cb(void *ctx, uint64_t job_id, int attempt, const shoal_launch_result *res) {
@@ -83,7 +90,7 @@ static shoal_launcher_config config(void) {
 
 static void test_two_ranks_ok(void) {
     sink s = {0};
-    shoal_launcher_callbacks cb = {&s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {&s, on_log, on_running_cb, on_exit_cb};
     shoal_launcher_config cfg = config();
     shoal_launcher l;
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_LOCAL, &cfg, &cb), SHOAL_OK);
@@ -103,6 +110,7 @@ static void test_two_ranks_ok(void) {
     CHECK_EQ_INT(s.res.exit_code, 0);
     CHECK_EQ_INT(s.res.cancelled, 0);
     CHECK_EQ_INT(s.exit_job, 7);
+    CHECK_EQ_INT(s.runnings, 1);
     CHECK(has_line(&s, 0, 1, "hello from 0 of 2, hi there"));
     CHECK(has_line(&s, 1, 1, "hello from 1 of 2, hi there"));
     CHECK(has_line(&s, 0, 2, "warn 0"));
@@ -115,7 +123,7 @@ static void test_two_ranks_ok(void) {
 
 static void test_failing_rank(void) {
     sink s = {0};
-    shoal_launcher_callbacks cb = {&s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {&s, on_log, on_running_cb, on_exit_cb};
     shoal_launcher_config cfg = config();
     shoal_launcher l;
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_LOCAL, &cfg, &cb), SHOAL_OK);
@@ -161,7 +169,7 @@ static int alive(int pid) {
 
 static void test_cancel_kills_all(void) {
     sink s = {0};
-    shoal_launcher_callbacks cb = {&s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {&s, on_log, on_running_cb, on_exit_cb};
     shoal_launcher_config cfg = config();
     shoal_launcher l;
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_LOCAL, &cfg, &cb), SHOAL_OK);
@@ -214,7 +222,7 @@ static void test_cancel_kills_all(void) {
 
 static void test_hostfile(void) {
     sink s = {0};
-    shoal_launcher_callbacks cb = {&s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {&s, on_log, on_running_cb, on_exit_cb};
     shoal_launcher_config cfg = config();
     shoal_launcher l;
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_HOSTFILE, &cfg, &cb), SHOAL_OK);
@@ -302,7 +310,7 @@ static void test_helpers(void) {
 
     shoal_launcher l;
     sink s = {0};
-    shoal_launcher_callbacks cb = {&s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {&s, on_log, on_running_cb, on_exit_cb};
     shoal_launcher_config cfg = config();
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_DEFAULT, &cfg, &cb),
                  SHOAL_ERR_INVALID_ARG);

@@ -24,7 +24,7 @@ typedef struct {
 
 typedef struct {
     logline lines[MAX_LINES];
-    int nlines, exits;
+    int nlines, exits, runnings;
     shoal_launch_result res;
 } sink;
 
@@ -41,6 +41,13 @@ static void on_log(void *ctx, uint64_t job_id, int attempt, int rank, int stream
         l->stream = stream;
         snprintf(l->text, sizeof l->text, "%s", text);
     }
+}
+
+static void on_running_cb(void *ctx, uint64_t job_id, int attempt) {
+    (void)job_id;
+    (void)attempt;
+    sink *s = ctx;
+    if (s->exits == 0) s->runnings++; /* must come before the exit */
 }
 
 static void on_exit_cb(void *ctx, uint64_t job_id, int attempt, const shoal_launch_result *res) {
@@ -76,7 +83,7 @@ static shoal_status make(shoal_launcher *l, sink *s) {
     shoal_launcher_config cfg = {.scratch_dir = scratch,
                                  .slurm_conf = getenv("SLURM_CONF"),
                                  .poll_interval_s = 0.25};
-    shoal_launcher_callbacks cb = {s, on_log, on_exit_cb};
+    shoal_launcher_callbacks cb = {s, on_log, on_running_cb, on_exit_cb};
     return shoal_launcher_init(l, SHOAL_LAUNCHER_SLURM, &cfg, &cb);
 }
 
@@ -95,6 +102,7 @@ static void test_pmix_two_tasks(void) {
     CHECK_EQ_INT(s.res.exit_code, 0);
     CHECK_EQ_INT(s.res.cancelled, 0);
     CHECK(strstr(s.res.reason, "COMPLETED") != NULL);
+    CHECK_EQ_INT(s.runnings, 1);
     CHECK(has_line(&s, 0, "hello from rank 0 of 2, sum of ranks 1"));
     CHECK(has_line(&s, 1, "hello from rank 1 of 2, sum of ranks 1"));
     if (test_case_failed_) dump(&s);
