@@ -95,8 +95,8 @@ static void test_two_ranks_ok(void) {
     shoal_launcher l;
     CHECK_EQ_INT(shoal_launcher_init(&l, SHOAL_LAUNCHER_LOCAL, &cfg, &cb), SHOAL_OK);
     char *argv[] = {"sh", "-c",
-                    "echo \"hello from $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE, "
-                    "$GREETING\"; echo \"warn $OMPI_COMM_WORLD_RANK\" >&2"};
+                    ("echo \"hello from $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE, "
+                     "$GREETING\"; echo \"warn $OMPI_COMM_WORLD_RANK\" >&2")};
     char *env[] = {"GREETING=hi there"};
     shoal_launch_req req = {.job_id = 7, .ranks = 2, .argv = argv, .argc = 3, .env = env,
                             .nenv = 1};

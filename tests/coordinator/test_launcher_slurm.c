@@ -114,8 +114,8 @@ static void test_env_and_failure(void) {
     shoal_launcher l;
     CHECK_EQ_INT(make(&l, &s), SHOAL_OK);
     char *argv[] = {"sh", "-c",
-                    "echo \"task $SLURM_PROCID says $GREETING\"; echo to-stderr >&2; "
-                    "exit $((SLURM_PROCID * 3))"};
+                    ("echo \"task $SLURM_PROCID says $GREETING\"; echo to-stderr >&2; "
+                     "exit $((SLURM_PROCID * 3))")};
     char *env[] = {"GREETING=it's a test"};
     shoal_launch_req req = {.job_id = 22, .ranks = 2, .argv = argv, .argc = 3, .env = env,
                             .nenv = 1, .gpus_per_rank = 1};
