@@ -37,6 +37,16 @@
 #define SHOAL_MAX_JOB_ARG_BYTES 4096
 /* Relaunches of a failed job: each resumes from its last checkpoint; past 100 it is broken. */
 #define SHOAL_MAX_JOB_RETRIES 100
+/* privacy/: RDP orders one accountant tracks. dp_accounting's default grid has 156; 1024
+ * leaves room for dense custom grids while bounding the per-step cost and the state file. */
+#define SHOAL_MAX_DP_ORDERS 1024
+/* privacy/: largest RDP order accepted. Integer orders cost one term per unit of the order;
+ * useful optima lie below a few thousand even at ε < 0.01, so 1e4 bounds the work per order. */
+#define SHOAL_MAX_DP_ORDER 10000.0
+/* privacy/: distinct (q, σ) phases in one accountant. A phase is a run of steps with the
+ * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
+ * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
+#define SHOAL_MAX_DP_PHASES 65536
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
