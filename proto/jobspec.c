@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,29 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/limits.h"
+
+/* The last error message of this thread, for callers that must hand it to a peer (the RPC
+ * layer's INVALID_ARGUMENT details) rather than only to the log. */
+static _Thread_local char last_error[256];
+
+const char *shoal_job_spec_last_error(void) { return last_error; }
+
+static void js_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void js_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    SHOAL_LOG_ERROR("%s", last_error);
+}
+#define JS_ERROR(...) js_error(__VA_ARGS__)
+#define JS_REQUIRE(cond, code, ...)                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            JS_ERROR(__VA_ARGS__);                                                                 \
+            return (code);                                                                         \
+        }                                                                                          \
+    } while (0)
 
 #define MAX_SEED (1ll << 53) /* exact in a double, so JSON round-trips it in any language */
 #define MAX_TIME_LIMIT_S (366ll * 86400)
@@ -41,7 +65,7 @@ static int find_name(const char *s, const char *const *names, int n) {
 
 shoal_status shoal_launcher_kind_parse(const char *s, shoal_launcher_kind *out) {
     int i = s ? find_name(s, launcher_names, 4) : -1;
-    SHOAL_REQUIRE(i >= 0, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(i >= 0, SHOAL_ERR_INVALID_ARG,
                   "unknown launcher \"%s\" (expected local, hostfile or slurm)", s ? s : "");
     *out = (shoal_launcher_kind)i;
     return SHOAL_OK;
@@ -74,7 +98,7 @@ static shoal_status dup_str(char **dst, const char *src) {
     *dst = NULL;
     if (!src) return SHOAL_OK;
     *dst = strdup(src);
-    SHOAL_REQUIRE(*dst, SHOAL_ERR_NOMEM, "out of memory copying a job spec string");
+    JS_REQUIRE(*dst, SHOAL_ERR_NOMEM, "out of memory copying a job spec string");
     return SHOAL_OK;
 }
 
@@ -82,7 +106,7 @@ static shoal_status dup_strv(char ***dst, const char *const *src, int n) {
     *dst = NULL;
     if (n <= 0) return SHOAL_OK;
     char **v = calloc((size_t)n, sizeof *v);
-    SHOAL_REQUIRE(v, SHOAL_ERR_NOMEM, "out of memory copying a job spec list");
+    JS_REQUIRE(v, SHOAL_ERR_NOMEM, "out of memory copying a job spec list");
     for (int i = 0; i < n; i++) {
         if (dup_str(&v[i], src[i]) != SHOAL_OK) {
             free_strv(v, n);
@@ -116,16 +140,16 @@ cleanup:
  * Slurm script) and at most max bytes. */
 static shoal_status check_text(const char *what, const char *field, const char *v, size_t max,
                                int allow_empty) {
-    SHOAL_REQUIRE(v, SHOAL_ERR_INVALID_ARG, "%s: field \"%s\" is missing", what, field);
+    JS_REQUIRE(v, SHOAL_ERR_INVALID_ARG, "%s: field \"%s\" is missing", what, field);
     size_t n = strlen(v);
-    SHOAL_REQUIRE(n > 0 || allow_empty, SHOAL_ERR_INVALID_ARG, "%s: field \"%s\" is empty", what,
+    JS_REQUIRE(n > 0 || allow_empty, SHOAL_ERR_INVALID_ARG, "%s: field \"%s\" is empty", what,
                   field);
-    SHOAL_REQUIRE(n <= max, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(n <= max, SHOAL_ERR_INVALID_ARG,
                   "%s: field \"%s\" is %zu bytes long, more than the %zu allowed", what, field, n,
                   max);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
-        SHOAL_REQUIRE(c >= 0x20 && c != 0x7f, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(c >= 0x20 && c != 0x7f, SHOAL_ERR_INVALID_ARG,
                       "%s: field \"%s\" contains a control character (byte 0x%02x at %zu)", what,
                       field, c, i);
     }
@@ -134,7 +158,7 @@ static shoal_status check_text(const char *what, const char *field, const char *
 
 static shoal_status check_path(const char *what, const char *field, const char *v) {
     SHOAL_CHECK(check_text(what, field, v, SHOAL_MAX_PATH - 1, 0));
-    SHOAL_REQUIRE(v[0] == '/', SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(v[0] == '/', SHOAL_ERR_INVALID_ARG,
                   "%s: field \"%s\"=\"%s\" must be an absolute path (the ranks may run on "
                   "another host)",
                   what, field, v);
@@ -142,7 +166,7 @@ static shoal_status check_path(const char *what, const char *field, const char *
 }
 
 #define RANGE(cond, field, fmt, val, lo, hi)                                                       \
-    SHOAL_REQUIRE(cond, SHOAL_ERR_INVALID_ARG,                                                     \
+    JS_REQUIRE(cond, SHOAL_ERR_INVALID_ARG,                                                     \
                   "%s: field \"" field "\"=" fmt " is out of range [" lo ", " hi "]", what, val)
 
 static int finite_in(double x, double lo, double hi) { return isfinite(x) && x >= lo && x <= hi; }
@@ -152,7 +176,7 @@ static shoal_status validate_finetune(const shoal_job_spec *s, const char *what)
     const shoal_dp_sgd *dp = &s->dp;
     SHOAL_CHECK(check_path(what, "finetune.base_model_dir", s->base_model_dir));
     SHOAL_CHECK(check_path(what, "finetune.dataset_dir", s->dataset_dir));
-    SHOAL_REQUIRE(s->output_dir, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(s->output_dir, SHOAL_ERR_INVALID_ARG,
                   "%s: a finetune job needs \"output_dir\" (where checkpoints and the model go)",
                   what);
     RANGE(finite_in(h->learning_rate, 0, 10), "finetune.learning_rate", "%g", h->learning_rate,
@@ -177,7 +201,7 @@ static shoal_status validate_finetune(const shoal_job_spec *s, const char *what)
           "2^53");
     RANGE(h->checkpoint_every >= 0 && h->checkpoint_every <= 1000000000,
           "finetune.checkpoint_every", "%d", (int)h->checkpoint_every, "0", "1e9");
-    SHOAL_REQUIRE((unsigned)h->lr_schedule <= SHOAL_LR_CONSTANT, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE((unsigned)h->lr_schedule <= SHOAL_LR_CONSTANT, SHOAL_ERR_INVALID_ARG,
                   "%s: field \"finetune.lr_schedule\" has unknown value %d", what,
                   (int)h->lr_schedule);
     RANGE(finite_in(dp->noise_multiplier, 0, 1000), "finetune.dp.noise_multiplier", "%g",
@@ -186,25 +210,25 @@ static shoal_status validate_finetune(const shoal_job_spec *s, const char *what)
           dp->max_grad_norm, "0", "1e6");
     RANGE(finite_in(dp->target_epsilon, 0, 1e6), "finetune.dp.target_epsilon", "%g",
           dp->target_epsilon, "0", "1e6");
-    SHOAL_REQUIRE(isfinite(dp->target_delta) && dp->target_delta >= 0 && dp->target_delta < 1,
+    JS_REQUIRE(isfinite(dp->target_delta) && dp->target_delta >= 0 && dp->target_delta < 1,
                   SHOAL_ERR_INVALID_ARG,
                   "%s: field \"finetune.dp.target_delta\"=%g is out of range [0, 1)", what,
                   dp->target_delta);
     if (dp->enabled) {
-        SHOAL_REQUIRE(dp->max_grad_norm > 0, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(dp->max_grad_norm > 0, SHOAL_ERR_INVALID_ARG,
                       "%s: DP-SGD is enabled but \"finetune.dp.max_grad_norm\" (the clipping "
                       "bound) is not set",
                       what);
-        SHOAL_REQUIRE(dp->noise_multiplier > 0 || dp->target_epsilon > 0, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(dp->noise_multiplier > 0 || dp->target_epsilon > 0, SHOAL_ERR_INVALID_ARG,
                       "%s: DP-SGD is enabled: set \"finetune.dp.noise_multiplier\" or "
                       "\"finetune.dp.target_epsilon\"",
                       what);
-        SHOAL_REQUIRE(dp->target_epsilon == 0 || dp->target_delta > 0, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(dp->target_epsilon == 0 || dp->target_delta > 0, SHOAL_ERR_INVALID_ARG,
                       "%s: \"finetune.dp.target_epsilon\" needs \"finetune.dp.target_delta\" "
                       "in (0, 1)",
                       what);
     }
-    SHOAL_REQUIRE(!s->argv && !s->env, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(!s->argv && !s->env, SHOAL_ERR_INVALID_ARG,
                   "%s: a finetune job has no \"command\" section", what);
     return SHOAL_OK;
 }
@@ -213,14 +237,14 @@ static shoal_status validate_command(const shoal_job_spec *s, const char *what) 
     char field[48];
     RANGE(s->argc >= 1 && s->argc <= SHOAL_MAX_JOB_ARGS, "command.argv (entries)", "%d", s->argc,
           "1", "256");
-    SHOAL_REQUIRE(s->argv, SHOAL_ERR_INVALID_ARG, "%s: \"command.argv\" is missing", what);
+    JS_REQUIRE(s->argv, SHOAL_ERR_INVALID_ARG, "%s: \"command.argv\" is missing", what);
     for (int i = 0; i < s->argc; i++) {
         snprintf(field, sizeof field, "command.argv[%d]", i);
         SHOAL_CHECK(check_text(what, field, s->argv[i], SHOAL_MAX_JOB_ARG_BYTES, i > 0));
     }
     RANGE(s->nenv >= 0 && s->nenv <= SHOAL_MAX_JOB_ENV, "command.env (entries)", "%d", s->nenv,
           "0", "128");
-    SHOAL_REQUIRE(s->nenv == 0 || s->env, SHOAL_ERR_INVALID_ARG, "%s: \"command.env\" is missing",
+    JS_REQUIRE(s->nenv == 0 || s->env, SHOAL_ERR_INVALID_ARG, "%s: \"command.env\" is missing",
                   what);
     for (int i = 0; i < s->nenv; i++) {
         snprintf(field, sizeof field, "command.env[%d]", i);
@@ -231,26 +255,26 @@ static shoal_status validate_command(const shoal_job_spec *s, const char *what) 
         for (const char *p = e; ok && p < eq; p++)
             ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
                  (*p >= '0' && *p <= '9') || *p == '_';
-        SHOAL_REQUIRE(ok, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(ok, SHOAL_ERR_INVALID_ARG,
                       "%s: field \"%s\"=\"%s\" must look like NAME=value with NAME of "
                       "[A-Za-z0-9_] not starting with a digit",
                       what, field, e);
     }
-    SHOAL_REQUIRE(!s->base_model_dir && !s->dataset_dir, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(!s->base_model_dir && !s->dataset_dir, SHOAL_ERR_INVALID_ARG,
                   "%s: a command job has no \"finetune\" section", what);
     return SHOAL_OK;
 }
 
 shoal_status shoal_job_spec_validate(const shoal_job_spec *s, const char *what) {
     if (!what) what = "job spec";
-    SHOAL_REQUIRE(s, SHOAL_ERR_INVALID_ARG, "%s: no spec", what);
+    JS_REQUIRE(s, SHOAL_ERR_INVALID_ARG, "%s: no spec", what);
     if (s->name) {
         SHOAL_CHECK(check_text(what, "name", s->name, SHOAL_MAX_JOB_NAME, 0));
         for (const char *p = s->name; *p; p++) {
             char c = *p;
             int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                      c == '.' || c == '_' || c == '-';
-            SHOAL_REQUIRE(ok, SHOAL_ERR_INVALID_ARG,
+            JS_REQUIRE(ok, SHOAL_ERR_INVALID_ARG,
                           "%s: field \"name\"=\"%s\" may only contain letters, digits, '.', '_' "
                           "and '-'",
                           what, s->name);
@@ -262,7 +286,7 @@ shoal_status shoal_job_spec_validate(const shoal_job_spec *s, const char *what) 
           "4096");
     RANGE(s->gpus_per_rank >= 0 && s->gpus_per_rank <= SHOAL_MAX_GPUS_PER_RANK, "gpus_per_rank",
           "%d", (int)s->gpus_per_rank, "0", "16");
-    SHOAL_REQUIRE((unsigned)s->launcher <= SHOAL_LAUNCHER_SLURM, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE((unsigned)s->launcher <= SHOAL_LAUNCHER_SLURM, SHOAL_ERR_INVALID_ARG,
                   "%s: field \"launcher\" has unknown value %d", what, (int)s->launcher);
     if (s->output_dir) SHOAL_CHECK(check_path(what, "output_dir", s->output_dir));
     if (s->workdir) SHOAL_CHECK(check_path(what, "workdir", s->workdir));
@@ -275,11 +299,11 @@ shoal_status shoal_job_spec_validate(const shoal_job_spec *s, const char *what) 
     case SHOAL_JOB_KIND_COMMAND: return validate_command(s, what);
     case SHOAL_JOB_KIND_FEDERATED:
     case SHOAL_JOB_KIND_SERVE:
-        SHOAL_LOG_ERROR("%s: %s jobs are not supported by this coordinator yet", what,
+        JS_ERROR("%s: %s jobs are not supported by this coordinator yet", what,
                         shoal_job_kind_str(s->kind));
         return SHOAL_ERR_UNSUPPORTED;
     default:
-        SHOAL_LOG_ERROR("%s: field \"kind\" has unknown value %d (expected finetune or command)",
+        JS_ERROR("%s: field \"kind\" has unknown value %d (expected finetune or command)",
                         what, (int)s->kind);
         return SHOAL_ERR_INVALID_ARG;
     }
@@ -290,7 +314,7 @@ shoal_status shoal_job_spec_validate(const shoal_job_spec *s, const char *what) 
 /* Refuse keys outside `allowed` (NULL-terminated): typos must not become silent defaults. */
 static shoal_status check_keys(const json_t *obj, const char *what, const char *section,
                                const char *const *allowed) {
-    SHOAL_REQUIRE(json_is_object(obj), SHOAL_ERR_FORMAT, "%s: \"%s\" must be a JSON object", what,
+    JS_REQUIRE(json_is_object(obj), SHOAL_ERR_FORMAT, "%s: \"%s\" must be a JSON object", what,
                   section);
     const char *key;
     json_t *v;
@@ -299,9 +323,9 @@ static shoal_status check_keys(const json_t *obj, const char *what, const char *
         for (const char *const *a = allowed; *a && !known; a++) known = strcmp(key, *a) == 0;
         if (!known) {
             if (!section[0])
-                SHOAL_LOG_ERROR("%s: unknown field \"%s\"", what, key);
+                JS_ERROR("%s: unknown field \"%s\"", what, key);
             else
-                SHOAL_LOG_ERROR("%s: unknown field \"%s.%s\"", what, section, key);
+                JS_ERROR("%s: unknown field \"%s.%s\"", what, section, key);
             return SHOAL_ERR_FORMAT;
         }
     }
@@ -331,10 +355,10 @@ static shoal_status get_path(const json_t *o, const char *key, const char *base_
     if (!v) return SHOAL_OK;
     if (v[0] != '/' && v[0] && base_dir) {
         size_t n = strlen(base_dir) + 1 + strlen(v) + 1;
-        SHOAL_REQUIRE(n <= SHOAL_MAX_PATH, SHOAL_ERR_INVALID_ARG,
+        JS_REQUIRE(n <= SHOAL_MAX_PATH, SHOAL_ERR_INVALID_ARG,
                       "%s: field \"%s\": path too long once joined to %s", what, key, base_dir);
         *out = malloc(n);
-        SHOAL_REQUIRE(*out, SHOAL_ERR_NOMEM, "out of memory");
+        JS_REQUIRE(*out, SHOAL_ERR_NOMEM, "out of memory");
         snprintf(*out, n, "%s/%s", base_dir, v);
         return SHOAL_OK;
     }
@@ -345,19 +369,19 @@ static shoal_status get_strv(const json_t *o, const char *key, int max, const ch
                              char ***out, int *n) {
     json_t *a = json_object_get(o, key);
     if (!a) return SHOAL_OK;
-    SHOAL_REQUIRE(json_is_array(a), SHOAL_ERR_FORMAT,
+    JS_REQUIRE(json_is_array(a), SHOAL_ERR_FORMAT,
                   "%s: field \"%s\" must be an array of strings", what, key);
     size_t len = json_array_size(a);
-    SHOAL_REQUIRE(len <= (size_t)max, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(len <= (size_t)max, SHOAL_ERR_INVALID_ARG,
                   "%s: field \"%s\" has %zu entries, more than the %d allowed", what, key, len,
                   max);
     if (len == 0) return SHOAL_OK;
     char **v = calloc(len, sizeof *v);
-    SHOAL_REQUIRE(v, SHOAL_ERR_NOMEM, "out of memory");
+    JS_REQUIRE(v, SHOAL_ERR_NOMEM, "out of memory");
     *out = v;
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(a, i);
-        SHOAL_REQUIRE(json_is_string(e), SHOAL_ERR_FORMAT, "%s: \"%s[%zu]\" must be a string",
+        JS_REQUIRE(json_is_string(e), SHOAL_ERR_FORMAT, "%s: \"%s[%zu]\" must be a string",
                       what, key, i);
         SHOAL_CHECK(dup_str(&v[i], json_string_value(e)));
         *n = (int)i + 1;
@@ -371,7 +395,7 @@ static shoal_status get_enum(const json_t *o, const char *key, const char *const
     SHOAL_CHECK(shoal_json_get_str(o, key, 0, what, &v));
     if (!v) return SHOAL_OK;
     int i = find_name(v, names, n);
-    SHOAL_REQUIRE(i > 0, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(i > 0, SHOAL_ERR_INVALID_ARG,
                   "%s: field \"%s\"=\"%s\" is not one of %s", what, key, v, accepted);
     *out = i;
     return SHOAL_OK;
@@ -448,16 +472,16 @@ static shoal_status parse_fields(const json_t *doc, const char *base_dir, const 
     const json_t *cmd = json_object_get(doc, "command");
     if (json_object_get(doc, "federated") || json_object_get(doc, "serve") ||
         kind == SHOAL_JOB_KIND_FEDERATED || kind == SHOAL_JOB_KIND_SERVE) {
-        SHOAL_LOG_ERROR("%s: federated and serve jobs are not supported by this coordinator yet",
+        JS_ERROR("%s: federated and serve jobs are not supported by this coordinator yet",
                         what);
         return SHOAL_ERR_UNSUPPORTED;
     }
-    SHOAL_REQUIRE(!(ft && cmd), SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(!(ft && cmd), SHOAL_ERR_INVALID_ARG,
                   "%s: a job has either a \"finetune\" or a \"command\" section, not both", what);
-    SHOAL_REQUIRE(ft || cmd, SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE(ft || cmd, SHOAL_ERR_INVALID_ARG,
                   "%s: a job needs a \"finetune\" or a \"command\" section", what);
     if (kind == 0) kind = ft ? SHOAL_JOB_KIND_FINETUNE : SHOAL_JOB_KIND_COMMAND;
-    SHOAL_REQUIRE((kind == SHOAL_JOB_KIND_FINETUNE) == (ft != NULL), SHOAL_ERR_INVALID_ARG,
+    JS_REQUIRE((kind == SHOAL_JOB_KIND_FINETUNE) == (ft != NULL), SHOAL_ERR_INVALID_ARG,
                   "%s: \"kind\" is \"%s\" but the job has a \"%s\" section", what,
                   kind_names[kind], ft ? "finetune" : "command");
     s->kind = (shoal_job_kind)kind;
@@ -465,7 +489,7 @@ static shoal_status parse_fields(const json_t *doc, const char *base_dir, const 
     char w[256];
     snprintf(w, sizeof w, "%s: command", what);
     SHOAL_CHECK(check_keys(cmd, what, "command", cmd_keys));
-    SHOAL_REQUIRE(json_object_get(cmd, "argv"), SHOAL_ERR_FORMAT,
+    JS_REQUIRE(json_object_get(cmd, "argv"), SHOAL_ERR_FORMAT,
                   "%s: missing required field \"argv\"", w);
     SHOAL_CHECK(get_strv(cmd, "argv", SHOAL_MAX_JOB_ARGS, w, &s->argv, &s->argc));
     SHOAL_CHECK(get_strv(cmd, "env", SHOAL_MAX_JOB_ENV, w, &s->env, &s->nenv));
@@ -476,7 +500,7 @@ shoal_status shoal_job_spec_from_json(const json_t *doc, const char *base_dir, c
                                       shoal_job_spec *out) {
     if (!what) what = "job spec";
     shoal_job_spec_init(out);
-    SHOAL_REQUIRE(json_is_object(doc), SHOAL_ERR_FORMAT, "%s: a job spec must be a JSON object",
+    JS_REQUIRE(json_is_object(doc), SHOAL_ERR_FORMAT, "%s: a job spec must be a JSON object",
                   what);
     shoal_status st = parse_fields(doc, base_dir, what, out);
     if (st == SHOAL_OK) st = shoal_job_spec_validate(out, what);
@@ -488,7 +512,7 @@ shoal_status shoal_job_spec_parse(const char *buf, size_t len, const char *base_
                                   const char *what, shoal_job_spec *out) {
     if (!what) what = "job spec";
     shoal_job_spec_init(out);
-    SHOAL_REQUIRE(len <= shoal_limit(SHOAL_LIMIT_JOB_SPEC_BYTES), SHOAL_ERR_LIMIT,
+    JS_REQUIRE(len <= shoal_limit(SHOAL_LIMIT_JOB_SPEC_BYTES), SHOAL_ERR_LIMIT,
                   "%s: %zu bytes is more than the job spec limit of %llu", what, len,
                   (unsigned long long)shoal_limit(SHOAL_LIMIT_JOB_SPEC_BYTES));
     json_t *doc = NULL;
@@ -540,7 +564,7 @@ static json_t *strv_json(char **v, int n) {
 shoal_status shoal_job_spec_to_json(const shoal_job_spec *s, json_t **out) {
     *out = NULL;
     json_t *o = json_object();
-    SHOAL_REQUIRE(o, SHOAL_ERR_NOMEM, "out of memory");
+    JS_REQUIRE(o, SHOAL_ERR_NOMEM, "out of memory");
     int bad = 0;
     if (s->name) bad |= set_new(o, "name", json_string(s->name));
     bad |= set_new(o, "kind", json_string(shoal_job_kind_str(s->kind)));
@@ -596,7 +620,7 @@ shoal_status shoal_job_spec_to_json(const shoal_job_spec *s, json_t **out) {
     }
     if (bad) {
         json_decref(o);
-        SHOAL_LOG_ERROR("out of memory building a job spec's JSON");
+        JS_ERROR("out of memory building a job spec's JSON");
         return SHOAL_ERR_NOMEM;
     }
     *out = o;
@@ -609,7 +633,7 @@ shoal_status shoal_job_spec_to_string(const shoal_job_spec *s, char **out) {
     SHOAL_CHECK(shoal_job_spec_to_json(s, &o));
     *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(o);
-    SHOAL_REQUIRE(*out, SHOAL_ERR_NOMEM, "out of memory serialising a job spec");
+    JS_REQUIRE(*out, SHOAL_ERR_NOMEM, "out of memory serialising a job spec");
     return SHOAL_OK;
 }
 

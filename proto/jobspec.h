@@ -122,6 +122,10 @@ shoal_status shoal_job_spec_to_json(const shoal_job_spec *s, json_t **out);
 /* Same, as a compact NUL-terminated string the caller free()s. */
 shoal_status shoal_job_spec_to_string(const shoal_job_spec *s, char **out);
 
+/* The message of the last error a jobspec function of this thread reported (also logged),
+ * "" if none yet. For handing to a peer as an error detail. */
+const char *shoal_job_spec_last_error(void);
+
 /* 1 if a and b describe the same job (every field), else 0. */
 int shoal_job_spec_equal(const shoal_job_spec *a, const shoal_job_spec *b);
 

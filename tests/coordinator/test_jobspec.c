@@ -210,6 +210,11 @@ static void test_malformed(void) {
         CHECK_EQ_INT(st, cases[i].want);
         CHECK(s.name == NULL && s.argv == NULL && s.output_dir == NULL);
     }
+    /* the reason is kept for the RPC layer, naming the field */
+    shoal_job_spec t;
+    CHECK_EQ_INT(parse_str("{\"ranks\":0,\"command\":{\"argv\":[\"x\"]}}", &t),
+                 SHOAL_ERR_INVALID_ARG);
+    CHECK(strstr(shoal_job_spec_last_error(), "\"ranks\"=0 is out of range") != NULL);
     /* a valid minimal one for contrast, so the table cannot pass by refusing everything */
     shoal_job_spec s;
     CHECK_EQ_INT(parse_str("{\"command\":{\"argv\":[\"true\"]}}", &s), SHOAL_OK);
