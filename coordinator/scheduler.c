@@ -513,13 +513,25 @@ static void fail_unlaunched(shoal_scheduler *s, uint64_t id, const char *reason)
     finish(s, id, SHOAL_JOB_FAILED, reason, 0, 0);
 }
 
+/* 128 random bits as hex: the secret ranks of one attempt present to RunService. */
+static shoal_status random_token(char out[33]) {
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, b, sizeof b) : -1;
+    if (fd >= 0) close(fd);
+    SHOAL_REQUIRE(n == (ssize_t)sizeof b, SHOAL_ERR_IO, "cannot read /dev/urandom");
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return SHOAL_OK;
+}
+
 /* Build the per-rank environment and command, and launch. */
 static shoal_status launch(shoal_scheduler *s, const shoal_job_record *r, active_job *a,
                            const char *alloc) {
     const shoal_job_spec *sp = &r->spec;
     shoal_status st = SHOAL_OK;
     char resume[SHOAL_MAX_PATH] = "", spec_path[SHOAL_MAX_PATH + 64] = "";
-    char e_id[48], e_att[48], e_coord[600], e_resume[SHOAL_MAX_PATH + 32];
+    char e_id[48], e_att[48], e_coord[600], e_resume[SHOAL_MAX_PATH + 32], e_tok[80];
+    char token[33];
     char **env = NULL, **argv = NULL;
     int nenv = 0, argc = 0;
     if (r->attempt > 0) {
@@ -528,7 +540,8 @@ static shoal_status launch(shoal_scheduler *s, const shoal_job_record *r, active
         else
             shoal_find_checkpoint(sp->output_dir, resume, sizeof resume);
     }
-    env = calloc((size_t)sp->nenv + 4, sizeof *env);
+    SHOAL_CHECK_GOTO(random_token(token));
+    env = calloc((size_t)sp->nenv + 5, sizeof *env);
     argv = calloc((size_t)sp->argc + 8, sizeof *argv);
     SHOAL_REQUIRE_GOTO(env && argv, SHOAL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < sp->nenv; i++) env[nenv++] = sp->env[i];
@@ -536,6 +549,10 @@ static shoal_status launch(shoal_scheduler *s, const shoal_job_record *r, active
     snprintf(e_att, sizeof e_att, "SHOAL_ATTEMPT=%d", r->attempt);
     env[nenv++] = e_id;
     env[nenv++] = e_att;
+    snprintf(e_tok, sizeof e_tok, "SHOAL_RUN_TOKEN=%s", token);
+    env[nenv++] = e_tok;
+    /* stored before the ranks exist, so their first report is recognised */
+    SHOAL_CHECK_GOTO(shoal_store_job_set_run_token(s->store, r->id, token));
     if (s->coord_addr[0]) {
         snprintf(e_coord, sizeof e_coord, "SHOAL_COORDINATOR=%s", s->coord_addr);
         env[nenv++] = e_coord;

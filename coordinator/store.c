@@ -78,6 +78,8 @@ static const char *const migrations[] = {
     "  created_at REAL NOT NULL"
     ") STRICT;"
     "CREATE INDEX models_job ON models(job_id);",
+    /* 2: per-attempt secret the ranks present to RunService */
+    "ALTER TABLE jobs ADD COLUMN run_token TEXT NOT NULL DEFAULT '';",
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -353,7 +355,7 @@ cleanup:
 #define JOB_COLS                                                                                   \
     "id, spec, state, reason, submitter, submitted_at, started_at, finished_at, exit_code, "      \
     "attempt, not_before, launch_handle, alloc, last_checkpoint, p_step, p_total, p_loss, "       \
-    "p_tok_s, p_eta_s, p_at"
+    "p_tok_s, p_eta_s, p_at, run_token"
 
 static shoal_status row_to_record(shoal_store *store, sqlite3_stmt *s, shoal_job_record *r) {
     memset(r, 0, sizeof *r);
@@ -386,6 +388,7 @@ static shoal_status row_to_record(shoal_store *store, sqlite3_stmt *s, shoal_job
     r->progress.tokens_per_s = sqlite3_column_double(s, 17);
     r->progress.eta_s = sqlite3_column_double(s, 18);
     r->progress.updated_at = sqlite3_column_double(s, 19);
+    copy_col(r->run_token, sizeof r->run_token, s, 20);
     return SHOAL_OK;
 }
 
@@ -454,7 +457,7 @@ shoal_status shoal_store_job_transition(shoal_store *store, uint64_t id, shoal_j
         sql = "UPDATE jobs SET state=?1, reason=?2, finished_at=?3, exit_code=?4 WHERE id=?6";
     else if (to == SHOAL_JOB_QUEUED)
         sql = "UPDATE jobs SET state=?1, reason=?2, attempt=attempt+1, not_before=?5, "
-              "launch_handle='', alloc='' WHERE id=?6";
+              "launch_handle='', alloc='', run_token='' WHERE id=?6";
     else
         sql = "UPDATE jobs SET state=?1, reason=?2 WHERE id=?6";
     SHOAL_CHECK_GOTO(prep(store, sql, &u));
@@ -516,6 +519,20 @@ shoal_status shoal_store_job_set_progress(shoal_store *store, uint64_t id,
         sqlite3_bind_double(u, 6, p->updated_at ? p->updated_at : shoal_wall_s());
         sqlite3_bind_int64(u, 7, (sqlite3_int64)id);
         r = update_one(store, u, "set progress");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_set_run_token(shoal_store *store, uint64_t id, const char *token) {
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store, "UPDATE jobs SET run_token=? WHERE id=?", &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_text(u, 1, token ? token : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(u, 2, (sqlite3_int64)id);
+        r = update_one(store, u, "set run token");
     }
     sqlite3_finalize(u);
     unlock(store);

@@ -71,6 +71,7 @@ typedef struct {
     char alloc[1024];            /* slots held, as "host:ranks,host:ranks" */
     char last_checkpoint[SHOAL_MAX_PATH];
     shoal_job_progress progress;
+    char run_token[72];          /* secret of the current attempt ("" between attempts) */
 } shoal_job_record;
 
 void shoal_job_record_free(shoal_job_record *r);
@@ -131,6 +132,8 @@ shoal_status shoal_store_job_transition(shoal_store *st, uint64_t id, shoal_job_
 /* Record the launcher's handle and the slots of the current attempt. */
 shoal_status shoal_store_job_set_launch(shoal_store *st, uint64_t id, const char *handle,
                                         const char *alloc);
+/* The current attempt's run token (ranks present it to RunService). */
+shoal_status shoal_store_job_set_run_token(shoal_store *st, uint64_t id, const char *token);
 shoal_status shoal_store_job_set_progress(shoal_store *st, uint64_t id,
                                           const shoal_job_progress *p);
 shoal_status shoal_store_job_set_checkpoint(shoal_store *st, uint64_t id, const char *path);

@@ -437,6 +437,33 @@ static void test_schema_and_files(void) {
     CHECK_EQ_INT(shoal_store_open(p, &st), SHOAL_OK);
     if (st) CHECK_EQ_INT(shoal_store_schema_version(st), shoal_store_schema_latest());
     shoal_store_close(st);
+    /* an older database (version 1: no run_token column) is migrated, keeping its jobs */
+    CHECK_EQ_INT(shoal_store_open(p, &st), SHOAL_OK);
+    uint64_t old_id = 0;
+    if (st) {
+        shoal_job_spec spec;
+        cmd_spec(&spec, "old", 0);
+        CHECK_EQ_INT(shoal_store_job_insert(st, &spec, "", NULL, &old_id), SHOAL_OK);
+        shoal_store_close(st);
+    }
+    sqlite3 *db0 = NULL;
+    CHECK(sqlite3_open(p, &db0) == SQLITE_OK);
+    CHECK(sqlite3_exec(db0,
+                       "ALTER TABLE jobs DROP COLUMN run_token; UPDATE schema_version SET "
+                       "version = 1",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db0);
+    CHECK_EQ_INT(shoal_store_open(p, &st), SHOAL_OK);
+    if (st) {
+        CHECK_EQ_INT(shoal_store_schema_version(st), 2);
+        CHECK_EQ_INT(shoal_store_job_set_run_token(st, old_id, "tok"), SHOAL_OK);
+        shoal_job_record r;
+        CHECK_EQ_INT(shoal_store_job_get(st, old_id, &r), SHOAL_OK);
+        CHECK_STR(r.spec.name, "old");
+        CHECK_STR(r.run_token, "tok");
+        shoal_job_record_free(&r);
+        shoal_store_close(st);
+    }
     /* a database from a newer shoal is refused */
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(p, &db) == SQLITE_OK);
