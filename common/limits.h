@@ -47,6 +47,14 @@
  * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
  * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
 #define SHOAL_MAX_DP_PHASES 65536
+/* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
+ * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
+#define SHOAL_MAX_RPC_TOKEN 2048
+/* Longest peer certificate CN or principal name handed to RPC handlers (X.509 caps CN at 64;
+ * 256 leaves room for principals such as "token:submitter-ci"). Longer is refused, never cut. */
+#define SHOAL_MAX_RPC_PRINCIPAL 256
+/* Status details kept per RPC (what the peer sees as the error message). */
+#define SHOAL_MAX_RPC_DETAILS 512
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
@@ -62,6 +70,38 @@ typedef enum {
     SHOAL_LIMIT_JSON_FILE_BYTES,
     /* Any whole file we read into memory rather than mmap. */
     SHOAL_LIMIT_READ_FILE_BYTES,
+    /* Longest a rank may wait inside one collective (or communicator set-up) before it calls
+     * the collective hung, aborts it and exits with an error: a hung collective is a bug. A dead
+     * peer is noticed at once by worker/dist's liveness ring; this catches peers that are alive
+     * but stuck. 30 s is far above any step's all-reduce here (512 MB over loopback TCP takes
+     * ~1.5 s); the ceiling (1 day) lets a slow checkpoint barrier be allowed for explicitly. */
+    SHOAL_LIMIT_COMM_TIMEOUT_MS,
+    /* Ranks in one communicator. Rank tables (host, pid, liveness address) are allocated per
+     * rank; 4096 covers any cluster a small-model job uses, 65536 is NCCL-scale. */
+    SHOAL_LIMIT_COMM_RANKS,
+    /* One tokenizer file (vocab.json, merges.txt, encoder.json, vocab.bpe, tokenizer.json).
+     * GPT-2's are 0.5-1.4 MB and 250k-token vocabularies ~20 MB, so 64 MB default, 1 GB
+     * ceiling. */
+    SHOAL_LIMIT_TOKENIZER_FILE_BYTES,
+    /* Tokens in a vocabulary: GPT-2 has 50,257, the largest public BPE vocabularies ~256k;
+     * ids are int32 and tables are sized from this, so 1M default, 16M ceiling. */
+    SHOAL_LIMIT_TOKENIZER_VOCAB,
+    /* BPE merge rules: at most one per non-byte token, so the same bounds as the vocabulary. */
+    SHOAL_LIMIT_TOKENIZER_MERGES,
+    /* One gRPC message, each direction (send and receive are both set explicitly). gRPC's own
+     * default is 4 MiB; tensors move as ~1 MiB chunks, so 16 MiB leaves room for big job specs
+     * and manifests. The ceiling (1 GiB) stays far below gRPC's int32 length. Per-method
+     * request caps (shoal_rpc_method.max_request_bytes) may be lower. */
+    SHOAL_LIMIT_RPC_MESSAGE_BYTES,
+    /* Server calls in flight at once (accepted, not yet finished). Past it a new call gets
+     * RESOURCE_EXHAUSTED at once instead of queueing without bound. */
+    SHOAL_LIMIT_RPC_INFLIGHT_CALLS,
+    /* Handler threads of one RPC server's worker pool. Long streams (WatchJob) hold a thread
+     * each, so the pool grows on demand up to this; calls beyond it wait in the queue. */
+    SHOAL_LIMIT_RPC_HANDLER_THREADS,
+    /* A PEM file (certificate chain, key, CA bundle). Real ones are a few KB; a 1 MiB CA
+     * bundle is already unusual. */
+    SHOAL_LIMIT_PEM_FILE_BYTES,
     /* A job spec (job.json or its JSON form in the store): real ones are < 4 KB; 256 KB
      * default leaves room for long argv lists, 4 MB ceiling keeps one submit cheap. */
     SHOAL_LIMIT_JOB_SPEC_BYTES,
