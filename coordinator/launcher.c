@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -253,6 +254,20 @@ static int walk_session(int sid, int sig, int count_only) {
 }
 
 int shoal_kill_session(int sid, int sig) { return walk_session(sid, sig, 0); }
+
+int shoal_kill_session_wait(int sid, double timeout_s) {
+    /* One /proc pass can miss a child forked while it runs: repeat until the session is
+     * empty (SIGKILL is delivered asynchronously too). */
+    int killed = 0;
+    double end = shoal_now_s() + timeout_s;
+    for (;;) {
+        killed += walk_session(sid, SIGKILL, 0);
+        int left = walk_session(sid, 0, 1);
+        if (left == 0 || shoal_now_s() >= end) return left == 0 ? killed : -left;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
 int shoal_count_session(int sid) { return walk_session(sid, 0, 1); }
 
 shoal_status shoal_shell_quote(const char *s, char *out, size_t cap) {

@@ -144,6 +144,9 @@ shoal_status shoal_run_capture(char *const *argv, char *const *env, int nenv, do
 /* Send sig to every process whose session id is sid (the attempt's session), including ones
  * that left the process group. Returns how many were signalled. */
 int shoal_kill_session(int sid, int sig);
+/* SIGKILL session sid until no live process is left or timeout_s passes (blocks). Returns the
+ * number of signals sent, or minus the number of survivors. */
+int shoal_kill_session_wait(int sid, double timeout_s);
 /* Number of live (non-zombie) processes in session sid. */
 int shoal_count_session(int sid);
 

@@ -107,7 +107,7 @@ static void destroy(void *impl) {
         next = r->next;
         if (!r->exited) {
             kill(-r->pid, SIGKILL);
-            shoal_kill_session(r->pid, SIGKILL);
+            shoal_kill_session_wait(r->pid, 2.0);
             while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {
             }
         }

@@ -316,8 +316,11 @@ static void kill_leftover(shoal_scheduler *s, const char *handle,
         /* only if that pid is still an mpirun: after a reboot the number means nothing */
         if (strncmp(comm, "mpirun", 6) == 0 || strncmp(comm, "orterun", 7) == 0 ||
             strncmp(comm, "mpiexec", 7) == 0) {
-            int n = shoal_kill_session(pid, SIGKILL);
-            SHOAL_LOG_WARN("killed %d leftover process(es) of session %d", n, pid);
+            int n = shoal_kill_session_wait(pid, 5.0);
+            if (n < 0)
+                SHOAL_LOG_ERROR("%d leftover process(es) of session %d survived SIGKILL", -n, pid);
+            else
+                SHOAL_LOG_WARN("killed leftover processes of session %d (%d signals)", pid, n);
         }
     } else if (strncmp(handle, "slurm:", 6) == 0) {
         char conf[SHOAL_MAX_PATH + 16] = "", out[256];

@@ -84,7 +84,8 @@ fid=$("$BIN" submit "$tmp/fail.json")
 "$BIN" watch "$fid" >/dev/null 2>&1
 rc=$?
 check "watch exits 1 on failure" '[ $rc -eq 1 ]'
-check "failed job keeps its exit code" '"$BIN" job "$fid" | grep -q "exit code 3"'
+fjob=$("$BIN" job "$fid" 2>&1)
+check "failed job keeps its exit code" 'grep -q "exit code 3" <<<"$fjob"'
 
 printf '{"ranks": 0, "command": {"argv": ["x"]}}' >"$tmp/bad.json"
 "$BIN" submit "$tmp/bad.json" >/dev/null 2>&1
@@ -121,7 +122,8 @@ start_coord
 check "restarted coordinator serves" '[ -n "$SHOAL_COORDINATOR" ]'
 wait_state "$rid" succeeded 60
 check "running job relaunched after SIGKILL and succeeded" '[ "$(state "$rid")" = succeeded ]'
-check "relaunch is attempt 1" '"$BIN" logs "$rid" | grep -q "relaunched attempt 1"'
+rlogs=$("$BIN" logs "$rid" 2>&1)
+check "relaunch is attempt 1" 'grep -q "relaunched attempt 1" <<<"$rlogs"'
 check "old attempt's ranks were killed" '[ "$(pgrep -f "marker-$$-b" | wc -l)" = 0 ]'
 lost=0
 for j in "$id" "$fid" "$lid" "${queued[@]}"; do
