@@ -434,8 +434,8 @@ static void handle_cancel(shoal_scheduler *s, request *q) {
 
 static void handle_requests(shoal_scheduler *s) {
     char buf[64];
-    while (read(s->wake_r, buf, sizeof buf) > 0) {
-    }
+    int woke = 0;
+    while (read(s->wake_r, buf, sizeof buf) > 0) woke = 1;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         request *q = s->requests;
@@ -452,7 +452,7 @@ static void handle_requests(shoal_scheduler *s) {
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
-    s->dirty = 1; /* a wake-up usually means a submission */
+    if (woke) s->dirty = 1; /* a wake-up usually means a submission */
 }
 
 /* ---- scheduling ------------------------------------------------------------------------- */
