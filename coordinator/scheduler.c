@@ -21,7 +21,8 @@
 #include "common/timeutil.h"
 
 #define MAX_HOSTS 1024
-#define QUEUE_SCAN 1000 /* queued jobs looked at per scheduling pass */
+#define QUEUE_SCAN 1000 /* queued jobs looked at per scheduling pass, at most */
+#define QUEUE_PAGE 32   /* read from the store at a time */
 
 typedef struct {
     uint64_t job_id;
@@ -683,70 +684,87 @@ static void start_job(shoal_scheduler *s, const shoal_job_record *r, slot_host *
 }
 
 static void schedule(shoal_scheduler *s) {
-    shoal_job_record *q = NULL;
-    int nq = 0;
-    if (shoal_store_job_queue(s->store, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), QUEUE_SCAN, &q,
-                              &nq) != SHOAL_OK)
-        return;
     slot_host *hosts = NULL;
     int nh = s->kind == SHOAL_LAUNCHER_SLURM ? 0 : load_slots(s, &hosts);
     int *take = calloc((size_t)(nh > 0 ? nh : 1), sizeof *take);
     double now = shoal_wall_s();
     s->next_timer = 0;
-    for (int j = 0; j < nq && nh >= 0 && take; j++) {
-        const shoal_job_record *r = &q[j];
-        if (r->not_before > now) {
-            if (s->next_timer == 0 || r->not_before < s->next_timer) s->next_timer = r->not_before;
-            continue; /* backing off: does not block the queue */
-        }
-        if (r->spec.launcher != SHOAL_LAUNCHER_DEFAULT && r->spec.launcher != s->kind) {
-            char why[160];
-            snprintf(why, sizeof why, "asks for the %s launcher; this coordinator runs %s",
-                     shoal_launcher_kind_str(r->spec.launcher), shoal_launcher_kind_str(s->kind));
-            fail_unlaunched(s, r->id, why);
-            continue;
-        }
-        if (s->kind == SHOAL_LAUNCHER_SLURM) {
-            start_job(s, r, NULL, 0, take);
-            continue;
-        }
-        int g = r->spec.gpus_per_rank, cap_total = 0, free_total = 0;
-        for (int i = 0; i < nh; i++) {
-            cap_total += fits(&hosts[i], g, 0);
-            free_total += fits(&hosts[i], g, 1);
-        }
-        if (cap_total < r->spec.ranks) {
-            char why[200];
-            snprintf(why, sizeof why,
-                     "needs %d rank(s) with %d GPU(s) each; all hosts together fit only %d",
-                     r->spec.ranks, g, cap_total);
-            fail_unlaunched(s, r->id, why);
-            continue;
-        }
-        if (free_total < r->spec.ranks) break; /* gang: all or nothing, in order */
-        /* pack: fullest-fitting hosts first keeps big holes for big jobs */
-        int left = r->spec.ranks;
-        memset(take, 0, (size_t)nh * sizeof *take);
-        while (left > 0) {
-            int best = -1, best_fit = 0;
-            for (int i = 0; i < nh; i++) {
-                int f = fits(&hosts[i], g, 1) - take[i];
-                if (f > best_fit) {
-                    best = i;
-                    best_fit = f;
-                }
+    /* Read the queue a page at a time: usually the pass stops at the first job that does not
+     * fit, so a long queue costs one small page, not QUEUE_SCAN parsed records. Jobs started or
+     * failed leave the QUEUED state, so the next page starts after the ones left in it. */
+    int still_queued = 0, scanned = 0, blocked = 0;
+    while (!blocked && nh >= 0 && take && scanned < QUEUE_SCAN) {
+        shoal_job_record *q = NULL;
+        int nq = 0;
+        if (shoal_store_job_queue(s->store, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), still_queued,
+                                  QUEUE_PAGE, &q, &nq) != SHOAL_OK)
+            break;
+        scanned += nq;
+        for (int j = 0; j < nq && !blocked; j++) {
+            const shoal_job_record *r = &q[j];
+            if (r->not_before > now) {
+                if (s->next_timer == 0 || r->not_before < s->next_timer)
+                    s->next_timer = r->not_before;
+                still_queued++;
+                continue; /* backing off: does not block the queue */
             }
-            if (best < 0) break;
-            int t = best_fit < left ? best_fit : left;
-            take[best] += t;
-            left -= t;
+            if (r->spec.launcher != SHOAL_LAUNCHER_DEFAULT && r->spec.launcher != s->kind) {
+                char why[160];
+                snprintf(why, sizeof why, "asks for the %s launcher; this coordinator runs %s",
+                         shoal_launcher_kind_str(r->spec.launcher),
+                         shoal_launcher_kind_str(s->kind));
+                fail_unlaunched(s, r->id, why);
+                continue;
+            }
+            if (s->kind == SHOAL_LAUNCHER_SLURM) {
+                start_job(s, r, NULL, 0, take);
+                continue;
+            }
+            int g = r->spec.gpus_per_rank, cap_total = 0, free_total = 0;
+            for (int i = 0; i < nh; i++) {
+                cap_total += fits(&hosts[i], g, 0);
+                free_total += fits(&hosts[i], g, 1);
+            }
+            if (cap_total < r->spec.ranks) {
+                char why[200];
+                snprintf(why, sizeof why,
+                         "needs %d rank(s) with %d GPU(s) each; all hosts together fit only %d",
+                         r->spec.ranks, g, cap_total);
+                fail_unlaunched(s, r->id, why);
+                continue;
+            }
+            if (free_total < r->spec.ranks) {
+                blocked = 1; /* gang: all or nothing, in order */
+                break;
+            }
+            /* pack: fullest-fitting hosts first keeps big holes for big jobs */
+            int left = r->spec.ranks;
+            memset(take, 0, (size_t)nh * sizeof *take);
+            while (left > 0) {
+                int best = -1, best_fit = 0;
+                for (int i = 0; i < nh; i++) {
+                    int f = fits(&hosts[i], g, 1) - take[i];
+                    if (f > best_fit) {
+                        best = i;
+                        best_fit = f;
+                    }
+                }
+                if (best < 0) break;
+                int t = best_fit < left ? best_fit : left;
+                take[best] += t;
+                left -= t;
+            }
+            if (left > 0) {
+                blocked = 1;
+                break;
+            }
+            start_job(s, r, hosts, nh, take);
         }
-        if (left > 0) break;
-        start_job(s, r, hosts, nh, take);
+        shoal_job_records_free(q, nq);
+        if (nq < QUEUE_PAGE) break;
     }
     free(take);
     free(hosts);
-    shoal_job_records_free(q, nq);
 }
 
 shoal_status shoal_scheduler_step(shoal_scheduler *s, int max_wait_ms) {

@@ -606,19 +606,20 @@ shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const
     return r;
 }
 
-shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int limit,
-                                   shoal_job_record **out, int *n) {
+shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int offset,
+                                   int limit, shoal_job_record **out, int *n) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = NULL;
     lock(store);
     shoal_status r = prep(store,
                           "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & ?1) != 0 "
-                          "ORDER BY priority DESC, id LIMIT ?2",
+                          "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
                           &s);
     if (r == SHOAL_OK) {
         sqlite3_bind_int64(s, 1, state_mask);
         sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+        sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
         r = collect(store, s, out, n);
     }
     sqlite3_finalize(s);

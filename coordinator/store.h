@@ -143,8 +143,9 @@ shoal_status shoal_store_job_set_checkpoint(shoal_store *st, uint64_t id, const 
  * records (free with shoal_job_records_free). */
 shoal_status shoal_store_job_list(shoal_store *st, unsigned state_mask, const char *name_prefix,
                                   uint64_t after_id, int limit, shoal_job_record **out, int *n);
-/* Active jobs in scheduling order: priority descending, then submission (id) ascending. */
-shoal_status shoal_store_job_queue(shoal_store *st, unsigned state_mask, int limit,
+/* Jobs in scheduling order (priority descending, then submission ascending), skipping the
+ * first `offset`, at most limit. */
+shoal_status shoal_store_job_queue(shoal_store *st, unsigned state_mask, int offset, int limit,
                                    shoal_job_record **out, int *n);
 /* Number of jobs in the states of state_mask. */
 shoal_status shoal_store_job_count(shoal_store *st, unsigned state_mask, int64_t *n);

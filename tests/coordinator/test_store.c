@@ -414,7 +414,7 @@ static void test_list_and_queue(void) {
     CHECK_EQ_INT(total, 5);
     CHECK_EQ_INT(pages, 3);
     /* queue order: priority desc then id */
-    CHECK_EQ_INT(shoal_store_job_queue(st, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), 0, &r, &n),
+    CHECK_EQ_INT(shoal_store_job_queue(st, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), 0, 0, &r, &n),
                  SHOAL_OK);
     CHECK_EQ_INT(n, 4);
     if (n == 4) {
@@ -423,6 +423,11 @@ static void test_list_and_queue(void) {
         CHECK(r[2].id == ids[4]);
         CHECK(r[3].id == ids[3]);
     }
+    shoal_job_records_free(r, n);
+    CHECK_EQ_INT(shoal_store_job_queue(st, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), 2, 5, &r, &n),
+                 SHOAL_OK);
+    CHECK_EQ_INT(n, 2);
+    if (n == 2) CHECK(r[0].id == ids[4] && r[1].id == ids[3]);
     shoal_job_records_free(r, n);
     shoal_store_close(st);
 }
