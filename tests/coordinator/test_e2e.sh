@@ -8,6 +8,7 @@
 #   test_e2e.sh  (SHOAL_BIN names the shoal binary; set by CTest)
 set -uo pipefail
 BIN=${SHOAL_BIN:?SHOAL_BIN not set}
+here=$(cd "$(dirname "$0")" && pwd)
 command -v mpirun >/dev/null 2>&1 || { echo "skipped: mpirun not installed"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shoal-e2e-XXXXXX")
 data=$tmp/data
@@ -142,6 +143,31 @@ check "config.json gives address and token" 'grep -q survivor <<<"$out"'
 
 stop_coord
 check "coordinator stops on SIGTERM" '[ -z "$coord_pid" ]'
+
+# mTLS: a client certificate from the deployment's CA is the credential; its CN is the
+# submitter. Without a certificate the handshake is refused.
+certs=$tmp/certs
+if bash "$here/../../deploy/certs.sh" --dir "$certs" all >/dev/null 2>&1 &&
+   bash "$here/../../deploy/certs.sh" --dir "$certs" client alice >/dev/null 2>&1; then
+  data=$tmp/data-tls
+  rm -f "$data/coordinator.addr"
+  "$BIN" coordinator --listen 127.0.0.1:0 --data-dir "$data" --slots 2 \
+    --tls-cert "$certs/coordinator.pem" --tls-key "$certs/coordinator.key" \
+    --tls-ca "$certs/ca.pem" >>"$tmp/coord.log" 2>&1 &
+  coord_pid=$!
+  for _ in $(seq 1 100); do [ -s "$data/coordinator.addr" ] && break; sleep 0.1; done
+  tls=(--coordinator "$(cat "$data/coordinator.addr")" --tls-ca "$certs/ca.pem")
+  mid=$(env -u SHOAL_TOKEN_FILE "$BIN" submit "${tls[@]}" --tls-cert "$certs/alice.pem" \
+        --tls-key "$certs/alice.key" "$tmp/hello.json" 2>/dev/null)
+  mjob=$(env -u SHOAL_TOKEN_FILE "$BIN" job "${tls[@]}" --tls-cert "$certs/alice.pem" \
+         --tls-key "$certs/alice.key" "$mid" 2>&1)
+  check "mTLS: the client certificate's CN is the submitter" 'grep -q "by cn:alice" <<<"$mjob"'
+  env -u SHOAL_TOKEN_FILE "$BIN" jobs "${tls[@]}" >/dev/null 2>&1
+  check "mTLS: no client certificate, refused" '[ $? -ne 0 ]'
+  stop_coord
+else
+  echo "skipping the mTLS part: deploy/certs.sh failed (openssl?)"
+fi
 if [ $fail -ne 0 ]; then
   echo "--- coordinator log"
   tail -40 "$tmp/coord.log"
