@@ -3,7 +3,9 @@
  * A 2-task `srun --mpi=pmix` of a real MPI program completes with exit 0 and both ranks'
  * lines captured with their rank; the job's environment reaches the tasks; a failing task's
  * exit code comes back; scancel of a running job ends it (state CANCELLED) and leaves none of
- * its processes behind. Label slurm. usage: test_launcher_slurm MPI_HELLO */
+ * its processes behind; and the scheduler with the Slurm launcher takes a stored job through
+ * QUEUED -> STARTING -> RUNNING -> SUCCEEDED with its logs, and cancels one. Label slurm.
+ * usage: test_launcher_slurm MPI_HELLO */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "common/timeutil.h"
 #include "coordinator/launcher.h"
+#include "coordinator/scheduler.h"
 #include "test.h"
 
 #define MAX_LINES 128
@@ -194,6 +197,81 @@ static void test_scancel(void) {
     shoal_launcher_free(&l);
 }
 
+static shoal_job_state job_state(shoal_store *st, uint64_t id) {
+    shoal_job_record r;
+    if (shoal_store_job_get(st, id, &r) != SHOAL_OK) return 0;
+    shoal_job_state x = r.state;
+    shoal_job_record_free(&r);
+    return x;
+}
+
+static void test_scheduler_slurm(void) {
+    char db[600], scratch[600];
+    snprintf(db, sizeof db, "%s/sched.db", test_tmpdir());
+    snprintf(scratch, sizeof scratch, "%s/sched-scratch", test_tmpdir());
+    shoal_store *st = NULL;
+    CHECK_EQ_INT(shoal_store_open(db, &st), SHOAL_OK);
+    if (!st) return;
+    shoal_scheduler_config cfg = {.store = st,
+                                  .launcher = SHOAL_LAUNCHER_SLURM,
+                                  .launch = {.scratch_dir = scratch,
+                                             .slurm_conf = getenv("SLURM_CONF"),
+                                             .poll_interval_s = 0.25}};
+    shoal_scheduler *s = NULL;
+    CHECK_EQ_INT(shoal_scheduler_init(&cfg, &s), SHOAL_OK);
+    if (!s) {
+        shoal_store_close(st);
+        return;
+    }
+    shoal_job_spec spec;
+    shoal_job_spec_init(&spec);
+    char *argv[] = {(char *)mpi_hello};
+    spec.name = "via-scheduler";
+    spec.kind = SHOAL_JOB_KIND_COMMAND;
+    spec.ranks = 2;
+    spec.launcher = SHOAL_LAUNCHER_SLURM;
+    spec.argv = argv;
+    spec.argc = 1;
+    uint64_t id = 0, id2 = 0;
+    CHECK_EQ_INT(shoal_store_job_insert(st, &spec, "t", NULL, &id), SHOAL_OK);
+    char *sl[] = {"sleep", "600"};
+    spec.argv = sl;
+    spec.argc = 2;
+    spec.ranks = 1;
+    CHECK_EQ_INT(shoal_store_job_insert(st, &spec, "t", NULL, &id2), SHOAL_OK);
+    shoal_scheduler_wake(s);
+    double end = shoal_now_s() + 60;
+    int cancelled = 0;
+    while (shoal_now_s() < end) {
+        shoal_scheduler_step(s, 200);
+        if (!cancelled && job_state(st, id2) == SHOAL_JOB_RUNNING) {
+            /* cancel from the owner thread's point of view: a request handled in the next step */
+            cancelled = 1;
+            shoal_job_state x;
+            /* shoal_scheduler_cancel blocks for the owner; here we are the owner, so give it a
+             * zero timeout and let the following steps handle the request */
+            shoal_scheduler_cancel(s, id2, "test cancel", 0, &x);
+        }
+        if (shoal_job_state_terminal(job_state(st, id)) &&
+            shoal_job_state_terminal(job_state(st, id2)))
+            break;
+    }
+    CHECK_EQ_INT(job_state(st, id), SHOAL_JOB_SUCCEEDED);
+    CHECK_EQ_INT(job_state(st, id2), SHOAL_JOB_CANCELLED);
+    shoal_log_line *l = NULL;
+    int n = 0, hello = 0;
+    CHECK_EQ_INT(shoal_store_log_read(st, id, 0, 0, &l, &n), SHOAL_OK);
+    for (int i = 0; i < n; i++) hello += strncmp(l[i].text, "hello from rank", 15) == 0;
+    CHECK_EQ_INT(hello, 2);
+    shoal_log_lines_free(l, n);
+    shoal_job_event *ev = NULL;
+    CHECK_EQ_INT(shoal_store_job_events(st, id, 0, 0, &ev, &n), SHOAL_OK);
+    CHECK_EQ_INT(n, 4); /* queued, starting, running, succeeded */
+    free(ev);
+    shoal_scheduler_free(s);
+    shoal_store_close(st);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MPI_HELLO\n", argv[0]);
@@ -206,6 +284,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_pmix_two_tasks);
     TEST_RUN(test_env_and_failure);
     TEST_RUN(test_scancel);
+    TEST_RUN(test_scheduler_slurm);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmpdir());
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", test_tmpdir());
