@@ -14,6 +14,7 @@
 #include "common/fileio.h"
 #include "common/timeutil.h"
 #include "coordinator/api.h"
+#include "coordinator/hostfile.h"
 #include "coordinator/scheduler.h"
 
 typedef struct {
@@ -342,38 +343,17 @@ static shoal_status h_exit(shoal_rpc_call *call, const ProtobufCMessage *m, void
 
 /* ---- the coordinator --------------------------------------------------------------------- */
 
-/* "host slots=N [gpus=G]" lines; '#' comments. */
+/* The hostfile's hosts become the slot table. */
 static shoal_status load_hostfile(shoal_store *store, const char *path) {
     char *buf = NULL;
     size_t len = 0;
+    shoal_host *hosts = NULL;
+    int n = 0;
     SHOAL_CHECK(shoal_file_read(path, 1 << 20, &buf, &len));
-    shoal_status st = SHOAL_OK;
-    int lineno = 0, hosts = 0;
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash) *hash = 0;
-        char name[128] = "";
-        int slots = 1, gpus = 0, off = 0;
-        if (sscanf(line, " %127s%n", name, &off) != 1) continue;
-        for (char *tok = strtok(line + off, " \t"); tok; tok = strtok(NULL, " \t")) {
-            if (sscanf(tok, "slots=%d", &slots) == 1 || sscanf(tok, "gpus=%d", &gpus) == 1)
-                continue;
-            SHOAL_LOG_ERROR("%s:%d: unknown field \"%s\" (expected slots=N or gpus=N)", path,
-                            lineno, tok);
-            st = SHOAL_ERR_FORMAT;
-            goto cleanup;
-        }
-        shoal_host h = {.cpu_slots = slots, .gpus = gpus};
-        snprintf(h.name, sizeof h.name, "%s", name);
-        snprintf(h.addr, sizeof h.addr, "%s", name);
-        SHOAL_CHECK_GOTO(shoal_store_host_put(store, &h));
-        hosts++;
-    }
-    SHOAL_REQUIRE_GOTO(hosts > 0, SHOAL_ERR_FORMAT, "%s: no hosts", path);
-cleanup:
+    shoal_status st = shoal_hostfile_parse(buf, len, path, &hosts, &n);
     free(buf);
+    for (int i = 0; st == SHOAL_OK && i < n; i++) st = shoal_store_host_put(store, &hosts[i]);
+    free(hosts);
     return st;
 }
 
