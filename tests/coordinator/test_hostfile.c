@@ -51,8 +51,8 @@ static void test_bad(void) {
         "node1\nnode1 slots=2\n", /* duplicate */
         "no/de\n",                /* bad character */
         "node;rm -rf /\n",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", /* 137-byte name */
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"), /* 137-byte name */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         shoal_host *h = (shoal_host *)1;
