@@ -13,6 +13,16 @@ static const shoal_command commands[] = {
     {"privacy", "DP-SGD calculator: epsilon for a noise level, or noise for an epsilon",
      shoal_cmd_privacy},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
+#ifdef SHOAL_WITH_COORDINATOR
+    {"coordinator", "run the control plane: job store, scheduler, launchers, RPC services",
+     shoal_cmd_coordinator},
+    {"submit", "submit job.json to the coordinator; prints the job id", shoal_cmd_submit},
+    {"jobs", "list queued and running jobs (--all: every job)", shoal_cmd_jobs},
+    {"job", "show one job", shoal_cmd_job},
+    {"watch", "follow a job's state and progress until it ends", shoal_cmd_watch},
+    {"logs", "print a job's output (-f: follow)", shoal_cmd_logs},
+    {"cancel", "cancel a job (every rank is stopped)", shoal_cmd_cancel},
+#endif
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

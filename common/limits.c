@@ -22,6 +22,10 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_RPC_HANDLER_THREADS] = {"rpc_handler_threads", 64, 1024},
     [SHOAL_LIMIT_PEM_FILE_BYTES] = {"pem_file_bytes", 1u << 20, 16u << 20},
     [SHOAL_LIMIT_MODEL_PARAMS] = {"model_params", 1ull << 32, 1ull << 36},
+    [SHOAL_LIMIT_JOB_SPEC_BYTES] = {"job_spec_bytes", 256u << 10, 4u << 20},
+    [SHOAL_LIMIT_JOB_LOG_LINES] = {"job_log_lines", 20000, 10000000},
+    [SHOAL_LIMIT_JOB_LOG_LINE_BYTES] = {"job_log_line_bytes", 4096, 1u << 20},
+    [SHOAL_LIMIT_PENDING_JOBS] = {"pending_jobs", 100000, 10000000},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];
