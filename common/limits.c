@@ -12,6 +12,9 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_TENSOR_ELEMENTS] = {"tensor_elements", 1ull << 36, 1ull << 40},
     [SHOAL_LIMIT_JSON_FILE_BYTES] = {"json_file_bytes", 64u << 20, 1u << 30},
     [SHOAL_LIMIT_READ_FILE_BYTES] = {"read_file_bytes", 1ull << 30, 16ull << 30},
+    [SHOAL_LIMIT_SHARD_TOKENS] = {"shard_tokens", 1ull << 28, 1ull << 36},
+    [SHOAL_LIMIT_DATASET_SHARDS] = {"dataset_shards", 4096, 1u << 20},
+    [SHOAL_LIMIT_JSONL_LINE_BYTES] = {"jsonl_line_bytes", 1u << 20, 256u << 20},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

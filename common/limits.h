@@ -23,6 +23,9 @@
 #define SHOAL_MAX_TENSOR_DIMS 8
 /* Longest path we build (PATH_MAX on Linux is 4096). */
 #define SHOAL_MAX_PATH 4096
+/* Largest vocabulary a token shard may declare. Real tokenizers stay under 2^18 (GPT-2 50,257,
+ * Gemma 256,000); 2^24 leaves room and keeps every id an exact float and a positive int32. */
+#define SHOAL_MAX_VOCAB (1u << 24)
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
@@ -38,6 +41,17 @@ typedef enum {
     SHOAL_LIMIT_JSON_FILE_BYTES,
     /* Any whole file we read into memory rather than mmap. */
     SHOAL_LIMIT_READ_FILE_BYTES,
+    /* Tokens in one token shard (worker/train/shard.h). `shoal data prepare` starts a new
+     * shard past this; readers refuse more. 2^28 tokens is ~768 MB of u16 tokens + mask, a
+     * size that maps and validates in about a second; the ceiling 2^36 bounds offsets. */
+    SHOAL_LIMIT_SHARD_TOKENS,
+    /* Shards per split listed in a dataset manifest (dataset.json). 4096 shards of 2^28
+     * tokens is 10^12 tokens, past any fine-tuning set. */
+    SHOAL_LIMIT_DATASET_SHARDS,
+    /* One JSONL line given to `shoal data prepare`. A fine-tuning example is a few KB; 1 MiB
+     * allows long documents while bounding the line buffer (a file with no newline cannot
+     * make us read it whole into memory). */
+    SHOAL_LIMIT_JSONL_LINE_BYTES,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 
