@@ -16,10 +16,16 @@ if(NOT OpenSSL_FOUND)
 endif()
 find_package(Threads REQUIRED)
 
+# ON with the dependency missing: stop with what is missing and how to get it.
 macro(shoal_option_missing opt what)
   if(${opt} STREQUAL "ON")
-    message(FATAL_ERROR "${opt}=ON but ${what} was not found; ${SHOAL_DEPS_HINT} "
-                        "or configure with -D${opt}=OFF")
+    if("${opt}" STREQUAL "SHOAL_CUDA")
+      set(_hint "install the CUDA toolkit (nvcc, cuBLASLt, NCCL) or point CMAKE_CUDA_COMPILER at nvcc")
+    else()
+      set(_hint "${SHOAL_DEPS_HINT}")
+    endif()
+    message(FATAL_ERROR "${opt}=ON but ${what} was not found.\n"
+                        "Hint: ${_hint}; or configure with -D${opt}=OFF (or AUTO).")
   endif()
 endmacro()
 
@@ -28,8 +34,18 @@ set(SHOAL_HAVE_CUDA OFF)
 set(SHOAL_HAVE_NCCL OFF)
 set(SHOAL_CUDA_NOTE "(disabled)")
 if(NOT SHOAL_CUDA STREQUAL "OFF")
-  check_language(CUDA)
-  if(CMAKE_CUDA_COMPILER)
+  include(CheckLanguage)
+  # A compiler named explicitly (cache entry or CUDACXX) that does not exist counts as absent,
+  # instead of failing later inside enable_language().
+  if(DEFINED CMAKE_CUDA_COMPILER AND NOT EXISTS "${CMAKE_CUDA_COMPILER}")
+    unset(CMAKE_CUDA_COMPILER CACHE)
+    set(SHOAL_CUDA_COMPILER_MISSING ON)
+  elseif(DEFINED ENV{CUDACXX} AND NOT EXISTS "$ENV{CUDACXX}")
+    set(SHOAL_CUDA_COMPILER_MISSING ON)
+  else()
+    check_language(CUDA)
+  endif()
+  if(CMAKE_CUDA_COMPILER AND NOT SHOAL_CUDA_COMPILER_MISSING)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       # H100/H200 are sm_90; "90" gives sm_90 SASS plus compute_90 PTX for newer parts.
       set(CMAKE_CUDA_ARCHITECTURES 90)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/build_info.h"
+#include "common/gitinfo.h"
 
 static int on(const char *s) { return strcmp(s, "ON") == 0; }
 
