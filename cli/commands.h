@@ -12,5 +12,6 @@ typedef struct {
 int shoal_cmd_version(int argc, char **argv);
 int shoal_cmd_inspect(int argc, char **argv);
 int shoal_cmd_convert(int argc, char **argv);
+int shoal_cmd_privacy(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const shoal_command commands[] = {
     {"inspect", "list and validate the tensors of a safetensors file", shoal_cmd_inspect},
     {"convert", "rewrite a safetensors file with its float tensors in another dtype",
      shoal_cmd_convert},
+    {"privacy", "DP-SGD calculator: epsilon for a noise level, or noise for an epsilon",
+     shoal_cmd_privacy},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

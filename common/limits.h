@@ -26,6 +26,16 @@
 /* Largest vocabulary a token shard may declare. Real tokenizers stay under 2^18 (GPT-2 50,257,
  * Gemma 256,000); 2^24 leaves room and keeps every id an exact float and a positive int32. */
 #define SHOAL_MAX_VOCAB (1u << 24)
+/* privacy/: RDP orders one accountant tracks. dp_accounting's default grid has 156; 1024
+ * leaves room for dense custom grids while bounding the per-step cost and the state file. */
+#define SHOAL_MAX_DP_ORDERS 1024
+/* privacy/: largest RDP order accepted. Integer orders cost one term per unit of the order;
+ * useful optima lie below a few thousand even at ε < 0.01, so 1e4 bounds the work per order. */
+#define SHOAL_MAX_DP_ORDER 10000.0
+/* privacy/: distinct (q, σ) phases in one accountant. A phase is a run of steps with the
+ * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
+ * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
+#define SHOAL_MAX_DP_PHASES 65536
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {

@@ -1,0 +1,282 @@
+/* noise.c: exact discrete Gaussian (Canonne, Kamath, Steinke 2020) and the fast rounded
+ * Gaussian, both integer-valued, and the grid-exact noise addition. See noise.h; the security
+ * argument is in docs/privacy.md. Tested by tests/privacy/test_noise.c. */
+#define SHOAL_LOG_SUBSYS "privacy"
+#include "privacy/noise.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "privacy/rng_impl.h"
+
+typedef unsigned __int128 u128;
+
+shoal_status shoal_dp_noise_mode_parse(const char *s, shoal_dp_noise_mode *out) {
+    if (s && strcmp(s, "exact") == 0)
+        *out = SHOAL_DP_NOISE_EXACT;
+    else if (s && strcmp(s, "fast") == 0)
+        *out = SHOAL_DP_NOISE_FAST;
+    else {
+        SHOAL_LOG_ERROR("noise mode \"%s\": expected \"exact\" or \"fast\"", s ? s : "(null)");
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    return SHOAL_OK;
+}
+
+const char *shoal_dp_noise_mode_name(shoal_dp_noise_mode m) {
+    return m == SHOAL_DP_NOISE_EXACT ? "exact" : m == SHOAL_DP_NOISE_FAST ? "fast" : "unknown";
+}
+
+/* ---- exact integer randomness ---- */
+
+/* Uniform in [0, d), d >= 1. Ranges below 2^32 use Lemire's multiply-and-reject (one 32-bit
+ * word almost always, exact); larger ones reject on the covering power of two. */
+static uint64_t uniform_below64(shoal_dp_rng *r, uint64_t d) {
+    if (d <= 1) return 0;
+    if (d <= 0xffffffffu) {
+        uint32_t d32 = (uint32_t)d;
+        uint64_t m = (uint64_t)rng_u32(r) * d32;
+        uint32_t lo = (uint32_t)m;
+        if (lo < d32) {
+            uint32_t thresh = (uint32_t)(-d32) % d32; /* 2^32 mod d */
+            while (lo < thresh) {
+                m = (uint64_t)rng_u32(r) * d32;
+                lo = (uint32_t)m;
+            }
+        }
+        return m >> 32;
+    }
+    int bits = 64 - __builtin_clzll(d - 1);
+    uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1ull;
+    for (;;) {
+        uint64_t u = rng_u64(r) & mask;
+        if (u < d) return u;
+    }
+}
+
+static u128 uniform_below128(shoal_dp_rng *r, u128 d) {
+    if (d >> 64 == 0) return uniform_below64(r, (uint64_t)d);
+    uint64_t hi = (uint64_t)((d - 1) >> 64);
+    int bits = 64 - __builtin_clzll(hi); /* bits in the high word */
+    uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1ull;
+    for (;;) {
+        u128 u = (u128)(rng_u64(r) & mask) << 64 | rng_u64(r);
+        if (u < d) return u;
+    }
+}
+
+/* Bernoulli(num/den), num <= den, den >= 1. */
+static int bernoulli(shoal_dp_rng *r, u128 num, u128 den) {
+    if (num >= den) return 1;
+    if (num == 0) return 0;
+    return uniform_below128(r, den) < num;
+}
+
+/* Bernoulli(exp(-num/den)) for 0 <= num/den <= 1: CKS20 Algorithm 1 (first case). The
+ * Bernoulli(γ/k) of the loop is Bernoulli(num/den) AND Bernoulli(1/k), so no product
+ * den·k is ever formed. */
+static int bernoulli_exp_le1(shoal_dp_rng *r, u128 num, u128 den) {
+    uint64_t k = 1;
+    for (;;) {
+        if (!bernoulli(r, num, den) || !bernoulli(r, 1, k)) break;
+        k++;
+    }
+    return (int)(k & 1u);
+}
+
+/* Bernoulli(exp(-num/den)) for any num/den >= 0: CKS20 Algorithm 1 (second case):
+ * floor(γ) independent Bernoulli(exp(-1)), then Bernoulli(exp(-(γ - floor γ))). */
+static int bernoulli_exp(shoal_dp_rng *r, u128 num, u128 den) {
+    while (num > den) {
+        if (!bernoulli_exp_le1(r, 1, 1)) return 0;
+        num -= den;
+    }
+    return bernoulli_exp_le1(r, num, den);
+}
+
+/* Discrete Laplace with scale t (P(x) ∝ exp(-|x|/t)): CKS20 Algorithm 2 with s = 1. */
+static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
+    for (;;) {
+        uint64_t u = uniform_below64(r, t);
+        if (!bernoulli_exp_le1(r, u, t)) continue;
+        uint64_t v = 0;
+        while (bernoulli_exp_le1(r, 1, 1))
+            v++;
+        uint64_t x = u + t * v;
+        int neg = rng_bit(r);
+        if (neg && x == 0) continue;
+        return neg ? -(int64_t)x : (int64_t)x;
+    }
+}
+
+/* Discrete Gaussian N_Z(0, s²), s integer: CKS20 Algorithm 3 with t = floor(s) + 1 = s + 1.
+ * Accept Y with probability exp(-(|Y| - s²/t)² / (2 s²)), computed as the integer ratio
+ * exp(-(|Y| t - s²)² / (2 s² t²)). */
+static int64_t discrete_gaussian(shoal_dp_rng *r, uint64_t s) {
+    uint64_t t = s + 1, s2 = s * s;
+    u128 den = (u128)2 * s2 * ((u128)t * t);
+    for (;;) {
+        int64_t y = discrete_laplace(r, t);
+        uint64_t ay = y < 0 ? (uint64_t)(-y) : (uint64_t)y;
+        /* |Y| above 2^36 s has proposal probability below e^{-2^36}; the acceptance
+         * probability there is below e^{-2^71}: treat it as the rejection it is to 128-bit
+         * precision (keeps (|Y|t - s²)² inside 128 bits). */
+        if (ay > ((uint64_t)1 << 36) * t) continue;
+        u128 yt = (u128)ay * t;
+        u128 diff = yt > s2 ? yt - s2 : s2 - yt;
+        if (bernoulli_exp(r, diff * diff, den)) return y;
+    }
+}
+
+/* ---- fast: rounded Box-Muller ---- */
+
+/* Uniform in (0, 1] with 53 significant bits at every magnitude down to 2^-1074: leading
+ * zero words and bits move the exponent instead of losing precision (so -log(u) is exact to
+ * a relative 2^-53 and the Gaussian tail reaches sqrt(2·1074·ln 2) ≈ 38.6). */
+static double uniform_open0(shoal_dp_rng *r) {
+    int e = 0;
+    uint64_t x;
+    while ((x = rng_u64(r)) == 0) {
+        e -= 64;
+        if (e < -1024) return 0x1p-1074; /* probability 2^-1088 */
+    }
+    int lz = __builtin_clzll(x);
+    uint64_t m = x << lz;
+    if (lz > 11) m |= rng_u64(r) >> (64 - lz);
+    /* m in [2^63, 2^64); value = (m + 1/2 ulp) · 2^(e - lz - 64): never 0 */
+    return ldexp((double)(m | 1u), e - lz - 64);
+}
+
+/* Standard normal by the ziggurat method of Marsaglia & Tsang (2000) in Doornik's ZIGNOR form
+ * (2005: 128 layers, layer index and abscissa from disjoint bits of one word, so they are
+ * independent), with Marsaglia's exact tail method beyond R. One 64-bit word per sample in
+ * ~98.8% of cases, no transcendental function on that path. */
+#define ZN 128
+#define ZR 3.442619855899
+#define ZV 9.91256303526217e-3
+static double zig_x[ZN + 1], zig_r[ZN];
+static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
+
+static void zig_init(void) {
+    double f = exp(-0.5 * ZR * ZR);
+    zig_x[0] = ZV / f;
+    zig_x[1] = ZR;
+    zig_x[ZN] = 0.0;
+    for (int i = 2; i < ZN; i++) {
+        zig_x[i] = sqrt(-2.0 * log(ZV / zig_x[i - 1] + f));
+        f = exp(-0.5 * zig_x[i] * zig_x[i]);
+    }
+    for (int i = 0; i < ZN; i++)
+        zig_r[i] = zig_x[i + 1] / zig_x[i];
+}
+
+static double zig_normal(shoal_dp_rng *r) {
+    for (;;) {
+        uint64_t w = rng_u64(r);
+        unsigned i = (unsigned)(w & 0x7f);
+        double u = (double)(w >> 11) * 0x1p-52 - 1.0; /* [-1, 1), 53 bits */
+        if (fabs(u) < zig_r[i]) return u * zig_x[i];
+        if (i == 0) { /* tail beyond R: exact, full-precision uniforms reach ~38 sd */
+            double x, y;
+            do {
+                x = log(uniform_open0(r)) / ZR;
+                y = log(uniform_open0(r));
+            } while (-2.0 * y < x * x);
+            return u < 0 ? x - ZR : ZR - x;
+        }
+        double x = u * zig_x[i];
+        double f0 = exp(-0.5 * (zig_x[i] * zig_x[i] - x * x));
+        double f1 = exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x));
+        if (f1 + uniform_open0(r) * (f0 - f1) < 1.0) return x;
+    }
+}
+
+static void rounded_gaussian(shoal_dp_rng *r, double s, int64_t *out, size_t n) {
+    pthread_once(&zig_once, zig_init);
+    for (size_t i = 0; i < n; i++)
+        out[i] = llround(s * zig_normal(r));
+}
+
+shoal_status shoal_dp_gaussian_int(shoal_dp_rng *r, shoal_dp_noise_mode mode, uint32_t sigma_int,
+                                   int64_t *out, size_t n) {
+    SHOAL_REQUIRE(r != NULL && (out != NULL || n == 0), SHOAL_ERR_INVALID_ARG,
+                  "rng or out is NULL");
+    SHOAL_REQUIRE(sigma_int >= 1 && sigma_int <= SHOAL_DP_MAX_SIGMA_INT, SHOAL_ERR_INVALID_ARG,
+                  "integer noise std %u: must be in [1, %u]", sigma_int, SHOAL_DP_MAX_SIGMA_INT);
+    if (mode == SHOAL_DP_NOISE_EXACT) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = discrete_gaussian(r, sigma_int);
+    } else if (mode == SHOAL_DP_NOISE_FAST) {
+        rounded_gaussian(r, (double)sigma_int, out, n);
+    } else {
+        SHOAL_LOG_ERROR("unknown noise mode %d", (int)mode);
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    return SHOAL_OK;
+}
+
+#define GRID_SIGMA (1u << SHOAL_DP_GRID_BITS)
+#define CHUNK 256
+
+static shoal_status check_stddev(double stddev) {
+    SHOAL_REQUIRE(stddev > 0.0 && isfinite(stddev), SHOAL_ERR_INVALID_ARG,
+                  "noise stddev %g: must be finite and > 0", stddev);
+    return SHOAL_OK;
+}
+
+shoal_status shoal_dp_gaussian(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev,
+                               double *out, size_t n) {
+    SHOAL_CHECK(check_stddev(stddev));
+    SHOAL_REQUIRE(out != NULL || n == 0, SHOAL_ERR_INVALID_ARG, "out is NULL");
+    double g = stddev / GRID_SIGMA;
+    int64_t k[CHUNK];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t m = n - i < CHUNK ? n - i : CHUNK;
+        SHOAL_CHECK(shoal_dp_gaussian_int(r, mode, GRID_SIGMA, k, m));
+        for (size_t j = 0; j < m; j++)
+            out[i + j] = g * (double)k[j];
+    }
+    return SHOAL_OK;
+}
+
+shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
+                                size_t n) {
+    SHOAL_CHECK(check_stddev(stddev));
+    SHOAL_REQUIRE(r != NULL && (x != NULL || n == 0), SHOAL_ERR_INVALID_ARG, "rng or x is NULL");
+    SHOAL_REQUIRE(mode == SHOAL_DP_NOISE_EXACT || mode == SHOAL_DP_NOISE_FAST,
+                  SHOAL_ERR_INVALID_ARG, "unknown noise mode %d", (int)mode);
+    double g = stddev / GRID_SIGMA, inv = GRID_SIGMA / stddev;
+    /* Noise K is at most ~40·2^24 in magnitude; data at most 2^62 - 2^32 grid steps keeps
+     * the integer sum in range. */
+    const double lim = 0x1p62 - 0x1p32;
+    for (size_t i = 0; i < n; i++) {
+        SHOAL_REQUIRE(isfinite(x[i]), SHOAL_ERR_INVALID_ARG,
+                      "value %zu is %g: clip and check gradients before adding noise", i,
+                      (double)x[i]);
+        SHOAL_REQUIRE(fabs((double)x[i] * inv) < lim, SHOAL_ERR_LIMIT,
+                      "value %zu (%g) is 2^62 grid steps of %g or more", i, (double)x[i], g);
+    }
+    int64_t k[CHUNK];
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t m = n - i < CHUNK ? n - i : CHUNK;
+        SHOAL_CHECK(shoal_dp_gaussian_int(r, mode, GRID_SIGMA, k, m));
+        for (size_t j = 0; j < m; j++) {
+            int64_t v = llround((double)x[i + j] * inv) + k[j];
+            x[i + j] = (float)((double)v * g);
+        }
+    }
+    return SHOAL_OK;
+}
+
+double shoal_dp_effective_noise_multiplier(double sigma, uint64_t d) {
+    return sigma / (1.0 + sigma * sqrt((double)d) * (1.0 / GRID_SIGMA));
+}
+
+double shoal_dp_noise_epsilon_slack(shoal_dp_noise_mode mode, uint64_t d, double sigma) {
+    if (mode == SHOAL_DP_NOISE_FAST) return 2.0 * (double)d * 0x1p-26;
+    if (!(sigma > 0.0)) return INFINITY;
+    double s2 = (double)GRID_SIGMA * (double)GRID_SIGMA;
+    double dz = 1.0 / sigma, z = sqrt((double)d) + 10.0;
+    return 2.0 * (2.0 * z * dz + dz * dz) / (24.0 * s2);
+}
