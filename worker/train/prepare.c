@@ -157,8 +157,11 @@ shoal_status shoal_data_prepare(const shoal_prepare_config *cfg, const shoal_tex
                       (uint32_t)enc->eot_id < enc->vocab_size,
                   SHOAL_ERR_INVALID_ARG, "prepare: tokenizer vocab %u / end-of-text id %d invalid",
                   enc->vocab_size, enc->eot_id);
-    uint64_t shard_tokens = shoal_limit(SHOAL_LIMIT_SHARD_TOKENS);
-    if (cfg->shard_tokens && cfg->shard_tokens < shard_tokens) shard_tokens = cfg->shard_tokens;
+    /* Default shard size 2^26 tokens: the split buffers (5 bytes a token) stay ~320 MB each
+     * and a shard file ~190 MB; never above the reader's limit. */
+    uint64_t shard_tokens = cfg->shard_tokens ? cfg->shard_tokens : (1ull << 26);
+    if (shard_tokens > shoal_limit(SHOAL_LIMIT_SHARD_TOKENS))
+        shard_tokens = shoal_limit(SHOAL_LIMIT_SHARD_TOKENS);
 
     char out[SHOAL_MAX_PATH], tmp[SHOAL_MAX_PATH + 32], path[SHOAL_MAX_PATH + 64];
     size_t ol = strlen(cfg->out_dir);

@@ -44,7 +44,8 @@ typedef struct {
     const char *out_dir;
     double val_fraction; /* [0, 0.5] */
     uint64_t seed;
-    uint64_t shard_tokens; /* tokens per shard before a new one starts; 0: the limit */
+    uint64_t shard_tokens; /* tokens per shard before a new one starts; 0: 2^26; never
+                            * above SHOAL_LIMIT_SHARD_TOKENS */
 } shoal_prepare_config;
 
 typedef struct {
