@@ -15,6 +15,8 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_SHARD_TOKENS] = {"shard_tokens", 1ull << 28, 1ull << 36},
     [SHOAL_LIMIT_DATASET_SHARDS] = {"dataset_shards", 4096, 1u << 20},
     [SHOAL_LIMIT_JSONL_LINE_BYTES] = {"jsonl_line_bytes", 1u << 20, 256u << 20},
+    [SHOAL_LIMIT_COMM_TIMEOUT_MS] = {"comm_timeout_ms", 30000, 86400000},
+    [SHOAL_LIMIT_COMM_RANKS] = {"comm_ranks", 4096, 65536},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

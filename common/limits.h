@@ -62,6 +62,15 @@ typedef enum {
      * allows long documents while bounding the line buffer (a file with no newline cannot
      * make us read it whole into memory). */
     SHOAL_LIMIT_JSONL_LINE_BYTES,
+    /* Longest a rank may wait inside one collective (or communicator set-up) before it calls
+     * the collective hung, aborts it and exits with an error: a hung collective is a bug. A dead
+     * peer is noticed at once by worker/dist's liveness ring; this catches peers that are alive
+     * but stuck. 30 s is far above any step's all-reduce here (512 MB over loopback TCP takes
+     * ~1.5 s); the ceiling (1 day) lets a slow checkpoint barrier be allowed for explicitly. */
+    SHOAL_LIMIT_COMM_TIMEOUT_MS,
+    /* Ranks in one communicator. Rank tables (host, pid, liveness address) are allocated per
+     * rank; 4096 covers any cluster a small-model job uses, 65536 is NCCL-scale. */
+    SHOAL_LIMIT_COMM_RANKS,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 
