@@ -12,6 +12,7 @@ static const shoal_command commands[] = {
      shoal_cmd_convert},
     {"privacy", "DP-SGD calculator: epsilon for a noise level, or noise for an epsilon",
      shoal_cmd_privacy},
+    {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

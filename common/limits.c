@@ -17,6 +17,9 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_JSONL_LINE_BYTES] = {"jsonl_line_bytes", 1u << 20, 256u << 20},
     [SHOAL_LIMIT_COMM_TIMEOUT_MS] = {"comm_timeout_ms", 30000, 86400000},
     [SHOAL_LIMIT_COMM_RANKS] = {"comm_ranks", 4096, 65536},
+    [SHOAL_LIMIT_TOKENIZER_FILE_BYTES] = {"tokenizer_file_bytes", 64u << 20, 1u << 30},
+    [SHOAL_LIMIT_TOKENIZER_VOCAB] = {"tokenizer_vocab", 1u << 20, 1u << 24},
+    [SHOAL_LIMIT_TOKENIZER_MERGES] = {"tokenizer_merges", 1u << 20, 1u << 24},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

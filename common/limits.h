@@ -71,6 +71,15 @@ typedef enum {
     /* Ranks in one communicator. Rank tables (host, pid, liveness address) are allocated per
      * rank; 4096 covers any cluster a small-model job uses, 65536 is NCCL-scale. */
     SHOAL_LIMIT_COMM_RANKS,
+    /* One tokenizer file (vocab.json, merges.txt, encoder.json, vocab.bpe, tokenizer.json).
+     * GPT-2's are 0.5-1.4 MB and 250k-token vocabularies ~20 MB, so 64 MB default, 1 GB
+     * ceiling. */
+    SHOAL_LIMIT_TOKENIZER_FILE_BYTES,
+    /* Tokens in a vocabulary: GPT-2 has 50,257, the largest public BPE vocabularies ~256k;
+     * ids are int32 and tables are sized from this, so 1M default, 16M ceiling. */
+    SHOAL_LIMIT_TOKENIZER_VOCAB,
+    /* BPE merge rules: at most one per non-byte token, so the same bounds as the vocabulary. */
+    SHOAL_LIMIT_TOKENIZER_MERGES,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 
