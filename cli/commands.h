@@ -14,5 +14,6 @@ int shoal_cmd_inspect(int argc, char **argv);
 int shoal_cmd_convert(int argc, char **argv);
 int shoal_cmd_privacy(int argc, char **argv);
 int shoal_cmd_tokenize(int argc, char **argv);
+int shoal_cmd_data(int argc, char **argv);
 
 #endif
