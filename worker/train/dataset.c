@@ -81,11 +81,24 @@ shoal_status shoal_dataset_load(const char *dir, shoal_dataset **out) {
     *out = NULL;
     char path[SHOAL_MAX_PATH];
     SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, SHOAL_DATASET_MANIFEST));
+    char *buf = NULL;
+    size_t len = 0;
+    SHOAL_CHECK(shoal_file_read(path, shoal_limit(SHOAL_LIMIT_JSON_FILE_BYTES), &buf, &len));
+    shoal_status st = shoal_dataset_parse(buf, len, dir, path, out);
+    free(buf);
+    return st;
+}
+
+shoal_status shoal_dataset_parse(const char *buf, size_t len, const char *dir, const char *path,
+                                 shoal_dataset **out) {
+    *out = NULL;
     json_t *doc = NULL;
-    SHOAL_CHECK(shoal_json_load_file(path, &doc));
+    SHOAL_CHECK(shoal_json_load_buf(buf, len, path, &doc));
     shoal_status st = SHOAL_OK;
     shoal_dataset *ds = calloc(1, sizeof *ds);
     SHOAL_REQUIRE_GOTO(ds, SHOAL_ERR_NOMEM, "%s: out of memory", path);
+    SHOAL_REQUIRE_GOTO(strlen(dir) < sizeof ds->dir, SHOAL_ERR_LIMIT,
+                       "%s: dataset directory path is too long", path);
     snprintf(ds->dir, sizeof ds->dir, "%s", dir);
     const char *format = NULL, *sha = NULL;
     int64_t version = 0, vocab = 0, eot = 0;

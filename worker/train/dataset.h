@@ -6,7 +6,7 @@
  * sha256 strings of 64 hex digits, split totals equal to the sum over their shards). Opening a
  * split's shards (worker/train/loader.h) then checks each shard's header against its manifest
  * entry; shoal_dataset_verify() additionally re-hashes every shard file.
- * Tested by tests/train/test_prepare.c.
+ * Tested by tests/train/test_prepare.c; fuzzed by tests/fuzz/fuzz_dataset.c.
  */
 #ifndef SHOAL_TRAIN_DATASET_H
 #define SHOAL_TRAIN_DATASET_H
@@ -42,6 +42,10 @@ typedef struct {
 
 /* Read and validate dir/dataset.json. *out is NULL on error (FORMAT, LIMIT, NOT_FOUND). */
 shoal_status shoal_dataset_load(const char *dir, shoal_dataset **out);
+/* The same from a manifest already in memory (fuzz target, tests); dir is where its shards
+ * live, path names the manifest in messages. */
+shoal_status shoal_dataset_parse(const char *buf, size_t len, const char *dir, const char *path,
+                                 shoal_dataset **out);
 void shoal_dataset_free(shoal_dataset *ds);
 /* "train" or "val"; NULL for another name. */
 const shoal_dataset_split *shoal_dataset_get_split(const shoal_dataset *ds, const char *name);
