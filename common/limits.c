@@ -20,6 +20,10 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_TOKENIZER_FILE_BYTES] = {"tokenizer_file_bytes", 64u << 20, 1u << 30},
     [SHOAL_LIMIT_TOKENIZER_VOCAB] = {"tokenizer_vocab", 1u << 20, 1u << 24},
     [SHOAL_LIMIT_TOKENIZER_MERGES] = {"tokenizer_merges", 1u << 20, 1u << 24},
+    [SHOAL_LIMIT_RPC_MESSAGE_BYTES] = {"rpc_message_bytes", 16u << 20, 1u << 30},
+    [SHOAL_LIMIT_RPC_INFLIGHT_CALLS] = {"rpc_inflight_calls", 4096, 65536},
+    [SHOAL_LIMIT_RPC_HANDLER_THREADS] = {"rpc_handler_threads", 64, 1024},
+    [SHOAL_LIMIT_PEM_FILE_BYTES] = {"pem_file_bytes", 1u << 20, 16u << 20},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

@@ -36,6 +36,14 @@
  * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
  * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
 #define SHOAL_MAX_DP_PHASES 65536
+/* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
+ * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
+#define SHOAL_MAX_RPC_TOKEN 2048
+/* Longest peer certificate CN or principal name handed to RPC handlers (X.509 caps CN at 64;
+ * 256 leaves room for principals such as "token:submitter-ci"). Longer is refused, never cut. */
+#define SHOAL_MAX_RPC_PRINCIPAL 256
+/* Status details kept per RPC (what the peer sees as the error message). */
+#define SHOAL_MAX_RPC_DETAILS 512
 
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
@@ -80,6 +88,20 @@ typedef enum {
     SHOAL_LIMIT_TOKENIZER_VOCAB,
     /* BPE merge rules: at most one per non-byte token, so the same bounds as the vocabulary. */
     SHOAL_LIMIT_TOKENIZER_MERGES,
+    /* One gRPC message, each direction (send and receive are both set explicitly). gRPC's own
+     * default is 4 MiB; tensors move as ~1 MiB chunks, so 16 MiB leaves room for big job specs
+     * and manifests. The ceiling (1 GiB) stays far below gRPC's int32 length. Per-method
+     * request caps (shoal_rpc_method.max_request_bytes) may be lower. */
+    SHOAL_LIMIT_RPC_MESSAGE_BYTES,
+    /* Server calls in flight at once (accepted, not yet finished). Past it a new call gets
+     * RESOURCE_EXHAUSTED at once instead of queueing without bound. */
+    SHOAL_LIMIT_RPC_INFLIGHT_CALLS,
+    /* Handler threads of one RPC server's worker pool. Long streams (WatchJob) hold a thread
+     * each, so the pool grows on demand up to this; calls beyond it wait in the queue. */
+    SHOAL_LIMIT_RPC_HANDLER_THREADS,
+    /* A PEM file (certificate chain, key, CA bundle). Real ones are a few KB; a 1 MiB CA
+     * bundle is already unusual. */
+    SHOAL_LIMIT_PEM_FILE_BYTES,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 
