@@ -5,7 +5,8 @@
 # Python reader (header, sizes, sha256s, each document = prompt ids (mask 0) + completion ids
 # (mask 1) + <|endoftext|>, decoded back through encoder.json to the input text), and a second
 # run gives identical bytes. Bad inputs: each gives exit 1, a message naming FILE:LINE and the
-# problem, and leaves neither the output nor a temp directory behind.
+# problem, and leaves neither the output nor a temp directory behind. The committed demo set
+# must equal its generator's output.
 set -euo pipefail
 SHOAL="${SHOAL_BIN:?}"
 SRC="${SHOAL_SOURCE_DIR:?}"
@@ -28,6 +29,8 @@ no_leftovers() { # no_leftovers NAME OUTDIR
 }
 DATA="$SRC/data/support-routing/support-routing.jsonl"
 
+expect "demo set regenerates byte for byte" 0 python3 "$SRC/data/support-routing/generate.py" --out "$T/regen.jsonl"
+cmp -s "$T/regen.jsonl" "$DATA" && ok "committed demo set == generator output" || bad "committed demo set == generator output"
 expect "data --help" 0 "$SHOAL" data --help
 expect "prepare --help" 0 "$SHOAL" data prepare --help
 grep -q -- "--val-fraction" "$T/out" && ok "help lists --val-fraction" || bad "help lists --val-fraction"
