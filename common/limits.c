@@ -24,6 +24,7 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_RPC_INFLIGHT_CALLS] = {"rpc_inflight_calls", 4096, 65536},
     [SHOAL_LIMIT_RPC_HANDLER_THREADS] = {"rpc_handler_threads", 64, 1024},
     [SHOAL_LIMIT_PEM_FILE_BYTES] = {"pem_file_bytes", 1u << 20, 16u << 20},
+    [SHOAL_LIMIT_MODEL_PARAMS] = {"model_params", 1ull << 32, 1ull << 36},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

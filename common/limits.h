@@ -45,6 +45,15 @@
 /* Status details kept per RPC (what the peer sees as the error message). */
 #define SHOAL_MAX_RPC_DETAILS 512
 
+/* GPT config.json ranges (worker/model). Far above any "small language model" (GPT-2 XL has
+ * 48 layers, 25 heads, 1600 channels, 50257 tokens, 1024 positions) yet small enough that no
+ * product of two of them overflows an int and a hostile config cannot ask for absurd buffers. */
+#define SHOAL_MAX_GPT_LAYERS 256
+#define SHOAL_MAX_GPT_HEADS 256
+#define SHOAL_MAX_GPT_EMBD 32768
+#define SHOAL_MAX_GPT_VOCAB (1 << 22)
+#define SHOAL_MAX_GPT_POSITIONS 65536
+
 /* ---- runtime limits: default and ceiling ---- */
 typedef enum {
     /* safetensors header JSON. The reference implementation caps it at 100 MB to stop a
@@ -102,6 +111,10 @@ typedef enum {
     /* A PEM file (certificate chain, key, CA bundle). Real ones are a few KB; a 1 MiB CA
      * bundle is already unusual. */
     SHOAL_LIMIT_PEM_FILE_BYTES,
+    /* Parameters of one model held in memory (fp32 params + grads + AdamW state = 16 bytes
+     * each). 2^32 (16 GiB of fp32 weights) by default, so a bad config.json fails fast instead
+     * of swapping; the ceiling 2^36 is beyond any model one node trains. */
+    SHOAL_LIMIT_MODEL_PARAMS,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 

@@ -1,0 +1,172 @@
+/* gpt.h: the GPT-2 model: config, one contiguous parameter block, forward, backward, KV-cache
+ * decoding, and Hugging Face model directories in and out.
+ *
+ * Why this shape (llm.c's train_gpt2.c, HF's modeling_gpt2.py): parameters live in ONE fp32
+ * buffer and their gradients in another of the same layout, so data-parallel training is one
+ * all-reduce and the optimizer one loop. Tensors inside it keep Hugging Face's names and
+ * layouts (Conv1D weights stored (in, out); lm_head tied to wte), listed by a parameter table
+ * (name, shape, offset) that trainers, optimizers and the shard planner iterate. All compute
+ * goes through kernels/ops.h on the model's context, so another backend can run the model.
+ * Activations are sized lazily for (B, T) at the first forward and grown when a later forward
+ * is larger.
+ *
+ * Threading: a model is used by one thread at a time; ops inside run multi-threaded.
+ * Errors: every fallible call returns shoal_status and logs what was wrong (file, tensor,
+ * field, value); nothing from outside (config, checkpoint, token ids) can abort the process.
+ * Tested by tests/model/test_gpt.c (shapes, gradients, decode, I/O, bad input) and
+ * tests/model/test_gpt_ref.c (logits, loss, every gradient and 5 AdamW steps against PyTorch).
+ */
+#ifndef SHOAL_WORKER_MODEL_GPT_H
+#define SHOAL_WORKER_MODEL_GPT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dtype.h"
+#include "common/status.h"
+#include "kernels/ops.h"
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, n_positions;
+    float ln_eps;
+} shoal_gpt_config;
+
+typedef struct shoal_gpt shoal_gpt;
+
+/* One tensor of the parameter block. name is the HF name ("transformer.h.0.attn.c_attn.weight");
+ * shape as HF stores it; offset and numel in floats into shoal_gpt_params()/grads(). decay is 1
+ * for tensors that take weight decay in GPT-2 practice (2-D: matmul weights and embeddings),
+ * 0 for biases and layernorm parameters. */
+typedef struct {
+    char name[64];
+    int ndim;
+    int64_t shape[2];
+    size_t offset;
+    size_t numel;
+    int decay;
+} shoal_gpt_tensor;
+
+/* ---- config ---- */
+
+/* Read n_layer, n_head, n_embd, vocab_size, n_positions (or n_ctx), layer_norm_epsilon
+ * (default 1e-5) from an HF config.json, range-checked against common/limits.h. Rejects
+ * model_type other than "gpt2", activation functions other than GPT-2's tanh GELU, and n_inner
+ * other than 4*n_embd, with UNSUPPORTED. Errors name the file and field. */
+shoal_status shoal_gpt_config_load(const char *config_json_path, shoal_gpt_config *cfg);
+/* The same checks on an already-parsed object; `what` names it in messages. */
+shoal_status shoal_gpt_config_from_json(const json_t *obj, const char *what,
+                                        shoal_gpt_config *cfg);
+/* Validate a config built in code (ranges, n_embd % n_head, parameter count limit). */
+shoal_status shoal_gpt_config_check(const shoal_gpt_config *cfg, const char *what);
+
+/* ---- lifetime ---- */
+
+/* Allocate a model with zeroed parameters and gradients, running on a CPU context with
+ * OMP_NUM_THREADS (or all CPUs) threads. *out is NULL on error. */
+shoal_status shoal_gpt_create(const shoal_gpt_config *cfg, shoal_gpt **out);
+void shoal_gpt_free(shoal_gpt *m);
+/* Use n threads for every op (n <= 0: OMP_NUM_THREADS or all CPUs). */
+shoal_status shoal_gpt_set_threads(shoal_gpt *m, int n_threads);
+/* The context ops run on (owned by the model). */
+shoal_ctx *shoal_gpt_ctx(shoal_gpt *m);
+
+/* GPT-2 initialisation (HF _init_weights): weights and embeddings N(0, 0.02), the two residual
+ * projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2*n_layer)), biases 0, layernorm 1/0.
+ * Deterministic for a seed on every machine. */
+shoal_status shoal_gpt_init_random(shoal_gpt *m, uint64_t seed);
+
+/* ---- HF directories ---- */
+
+/* Load dir/config.json and dir/model.safetensors (tensors in F32, F16 or BF16; names with or
+ * without the "transformer." prefix; the causal-mask buffers "*.attn.bias"/"*.attn.masked_bias"
+ * and an lm_head.weight equal to wte are accepted and ignored). Missing or extra tensors, wrong
+ * shapes and unsupported dtypes are errors naming the file and tensor. */
+shoal_status shoal_gpt_load_dir(const char *dir, shoal_gpt **out);
+/* Copy parameters from a loaded safetensors file into m (same checks as load_dir). `path` names
+ * the file in messages. */
+shoal_status shoal_gpt_load_safetensors(shoal_gpt *m, const char *path);
+/* The same from an opened (validated) safetensors handle; `what` names it in messages. On
+ * error the parameters are unchanged. */
+struct shoal_safetensors;
+shoal_status shoal_gpt_load_tensors(shoal_gpt *m, const struct shoal_safetensors *sf,
+                                    const char *what);
+/* Write dir/model.safetensors (dtype F32 or BF16; HF GPT-2 names, shapes; metadata
+ * {"format":"pt"}; no lm_head: tied), dir/config.json (HF GPT2Config keys; keys of a config the
+ * model was loaded with are kept) and dir/shoal.json (provenance). Files are staged in a
+ * temporary directory inside dir and renamed into place only when all are written, so an error
+ * leaves the previous contents untouched. Other files in dir (tokenizer) are left alone. */
+shoal_status shoal_gpt_save_dir(const shoal_gpt *m, const char *dir, shoal_dtype dtype);
+/* As save_dir, with extra provenance fields (job, data sha256, steps, DP epsilon/delta, parent
+ * model...) merged into shoal.json; provenance may be NULL. */
+shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dtype dtype,
+                                   const json_t *provenance);
+
+/* ---- parameters ---- */
+
+const shoal_gpt_config *shoal_gpt_cfg(const shoal_gpt *m);
+size_t shoal_gpt_num_params(const shoal_gpt *m);
+float *shoal_gpt_params(shoal_gpt *m);
+float *shoal_gpt_grads(shoal_gpt *m);
+const float *shoal_gpt_params_const(const shoal_gpt *m);
+/* Parameter table, in buffer order: wte, wpe, then per layer ln_1, attn.c_attn, attn.c_proj,
+ * ln_2, mlp.c_fc, mlp.c_proj (weight then bias each), then ln_f. */
+int shoal_gpt_num_tensors(const shoal_gpt *m);
+const shoal_gpt_tensor *shoal_gpt_tensor_at(const shoal_gpt *m, int i);
+/* NULL when absent. */
+const shoal_gpt_tensor *shoal_gpt_tensor_find(const shoal_gpt *m, const char *name);
+/* Number of parameters of a config (0 when it overflows). */
+size_t shoal_gpt_config_num_params(const shoal_gpt_config *cfg);
+
+/* ---- training ---- */
+
+/* Forward over tokens (B,T). With targets (B,T): per-token losses (ignored targets < 0 give 0)
+ * and *mean_loss = mean over tokens with mask != 0 and target >= 0 (mask NULL = all); the state
+ * for backward is kept. targets NULL: logits only, *mean_loss (may be NULL) set to 0.
+ * INVALID_ARG for token or target ids >= vocab_size or < 0 (tokens), T > n_positions, B or T
+ * < 1, or a mask that selects no token. mask is copied. */
+shoal_status shoal_gpt_forward(shoal_gpt *m, const int32_t *tokens, const int32_t *targets,
+                               const uint8_t *mask, int B, int T, float *mean_loss);
+/* (B,T,V) logits of the last forward; overwritten by backward (it reuses the buffer). */
+const float *shoal_gpt_logits(const shoal_gpt *m);
+/* (B,T) per-token losses of the last forward with targets. */
+const float *shoal_gpt_token_losses(const shoal_gpt *m);
+void shoal_gpt_zero_grad(shoal_gpt *m);
+/* Backward of the last forward (which must have had targets): ADDS d(mean_loss)/d(params) to
+ * the gradient buffer, so calls between zero_grad calls accumulate. INVALID_ARG without a
+ * forward with targets, or when called twice for one forward. */
+shoal_status shoal_gpt_backward(shoal_gpt *m);
+
+/* ---- decoding ---- */
+
+typedef struct {
+    float temperature; /* <= 0: greedy (argmax) */
+    int top_k;         /* keep the k most likely tokens; <= 0: all */
+    float top_p;       /* nucleus: smallest set with probability >= top_p; >= 1 or <= 0: all */
+    uint64_t seed;     /* same seed, same model, same prompt: same tokens */
+} shoal_sampling;
+
+/* Generate up to max_new tokens after prompt (n_prompt >= 1 ids < vocab_size) with a KV cache.
+ * out (room for max_new) receives only the new tokens; stops after sampling eot_id (which is
+ * not written; eot_id < 0 disables) or when the context reaches n_positions. *n_out = count.
+ * s NULL = greedy. INVALID_ARG for bad ids or a prompt longer than n_positions. Runs the prompt
+ * through the training activations (see decode_prefill). */
+shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_prompt, int max_new,
+                                const shoal_sampling *s, int32_t eot_id, int32_t *out,
+                                int *n_out);
+
+/* Lower-level decoding, one token at a time (the serving runtime batches on top of this):
+ * reset the KV cache for sequences of up to max_T tokens, then feed tokens at positions 0, 1,
+ * ... and read the (V) logits of each step. */
+shoal_status shoal_gpt_decode_reset(shoal_gpt *m, int max_T);
+/* Feed tokens[0..n) at positions 0..n-1 in one batched forward; *logits = the (V) logits after
+ * the last one. Uses (and invalidates) the training activations: a backward needs a new
+ * forward afterwards. generate() does the same. */
+shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n,
+                                      const float **logits);
+shoal_status shoal_gpt_decode_step(shoal_gpt *m, int32_t token, int pos, const float **logits);
+/* Pick the next token from (V) logits (modified in place) with the sampling settings and a
+ * caller-held RNG state (seed it with s->seed). */
+int32_t shoal_gpt_sample(float *logits, int V, const shoal_sampling *s, uint64_t *rng);
+
+#endif
