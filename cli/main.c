@@ -12,6 +12,8 @@ static const shoal_command commands[] = {
      shoal_cmd_convert},
     {"privacy", "DP-SGD calculator: epsilon for a noise level, or noise for an epsilon",
      shoal_cmd_privacy},
+    {"data", "prepare a JSONL dataset into token shards (data prepare); check one (data inspect)",
+     shoal_cmd_data},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
 #ifdef SHOAL_WITH_COORDINATOR
     {"coordinator", "run the control plane: job store, scheduler, launchers, RPC services",

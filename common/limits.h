@@ -37,6 +37,9 @@
 #define SHOAL_MAX_JOB_ARG_BYTES 4096
 /* Relaunches of a failed job: each resumes from its last checkpoint; past 100 it is broken. */
 #define SHOAL_MAX_JOB_RETRIES 100
+/* Largest vocabulary a token shard may declare. Real tokenizers stay under 2^18 (GPT-2 50,257,
+ * Gemma 256,000); 2^24 leaves room and keeps every id an exact float and a positive int32. */
+#define SHOAL_MAX_VOCAB (1u << 24)
 /* privacy/: RDP orders one accountant tracks. dp_accounting's default grid has 156; 1024
  * leaves room for dense custom grids while bounding the per-step cost and the state file. */
 #define SHOAL_MAX_DP_ORDERS 1024
@@ -79,6 +82,17 @@ typedef enum {
     SHOAL_LIMIT_JSON_FILE_BYTES,
     /* Any whole file we read into memory rather than mmap. */
     SHOAL_LIMIT_READ_FILE_BYTES,
+    /* Tokens in one token shard (worker/train/shard.h). `shoal data prepare` starts a new
+     * shard past this; readers refuse more. 2^28 tokens is ~768 MB of u16 tokens + mask, a
+     * size that maps and validates in about a second; the ceiling 2^36 bounds offsets. */
+    SHOAL_LIMIT_SHARD_TOKENS,
+    /* Shards per split listed in a dataset manifest (dataset.json). 4096 shards of 2^28
+     * tokens is 10^12 tokens, past any fine-tuning set. */
+    SHOAL_LIMIT_DATASET_SHARDS,
+    /* One JSONL line given to `shoal data prepare`. A fine-tuning example is a few KB; 1 MiB
+     * allows long documents while bounding the line buffer (a file with no newline cannot
+     * make us read it whole into memory). */
+    SHOAL_LIMIT_JSONL_LINE_BYTES,
     /* Longest a rank may wait inside one collective (or communicator set-up) before it calls
      * the collective hung, aborts it and exits with an error: a hung collective is a bug. A dead
      * peer is noticed at once by worker/dist's liveness ring; this catches peers that are alive
