@@ -14,5 +14,15 @@ int shoal_cmd_inspect(int argc, char **argv);
 int shoal_cmd_convert(int argc, char **argv);
 int shoal_cmd_privacy(int argc, char **argv);
 int shoal_cmd_tokenize(int argc, char **argv);
+#ifdef SHOAL_WITH_COORDINATOR
+int shoal_cmd_coordinator(int argc, char **argv);
+int shoal_cmd_submit(int argc, char **argv);
+int shoal_cmd_jobs(int argc, char **argv);
+int shoal_cmd_job(int argc, char **argv);
+int shoal_cmd_watch(int argc, char **argv);
+int shoal_cmd_logs(int argc, char **argv);
+int shoal_cmd_cancel(int argc, char **argv);
+#endif
+int shoal_cmd_data(int argc, char **argv);
 
 #endif

@@ -12,7 +12,19 @@ static const shoal_command commands[] = {
      shoal_cmd_convert},
     {"privacy", "DP-SGD calculator: epsilon for a noise level, or noise for an epsilon",
      shoal_cmd_privacy},
+    {"data", "prepare a JSONL dataset into token shards (data prepare); check one (data inspect)",
+     shoal_cmd_data},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
+#ifdef SHOAL_WITH_COORDINATOR
+    {"coordinator", "run the control plane: job store, scheduler, launchers, RPC services",
+     shoal_cmd_coordinator},
+    {"submit", "submit job.json to the coordinator; prints the job id", shoal_cmd_submit},
+    {"jobs", "list queued and running jobs (--all: every job)", shoal_cmd_jobs},
+    {"job", "show one job", shoal_cmd_job},
+    {"watch", "follow a job's state and progress until it ends", shoal_cmd_watch},
+    {"logs", "print a job's output (-f: follow)", shoal_cmd_logs},
+    {"cancel", "cancel a job (every rank is stopped)", shoal_cmd_cancel},
+#endif
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -12,6 +12,9 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_TENSOR_ELEMENTS] = {"tensor_elements", 1ull << 36, 1ull << 40},
     [SHOAL_LIMIT_JSON_FILE_BYTES] = {"json_file_bytes", 64u << 20, 1u << 30},
     [SHOAL_LIMIT_READ_FILE_BYTES] = {"read_file_bytes", 1ull << 30, 16ull << 30},
+    [SHOAL_LIMIT_SHARD_TOKENS] = {"shard_tokens", 1ull << 28, 1ull << 36},
+    [SHOAL_LIMIT_DATASET_SHARDS] = {"dataset_shards", 4096, 1u << 20},
+    [SHOAL_LIMIT_JSONL_LINE_BYTES] = {"jsonl_line_bytes", 1u << 20, 256u << 20},
     [SHOAL_LIMIT_COMM_TIMEOUT_MS] = {"comm_timeout_ms", 30000, 86400000},
     [SHOAL_LIMIT_COMM_RANKS] = {"comm_ranks", 4096, 65536},
     [SHOAL_LIMIT_TOKENIZER_FILE_BYTES] = {"tokenizer_file_bytes", 64u << 20, 1u << 30},
@@ -22,6 +25,10 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_RPC_HANDLER_THREADS] = {"rpc_handler_threads", 64, 1024},
     [SHOAL_LIMIT_PEM_FILE_BYTES] = {"pem_file_bytes", 1u << 20, 16u << 20},
     [SHOAL_LIMIT_MODEL_PARAMS] = {"model_params", 1ull << 32, 1ull << 36},
+    [SHOAL_LIMIT_JOB_SPEC_BYTES] = {"job_spec_bytes", 256u << 10, 4u << 20},
+    [SHOAL_LIMIT_JOB_LOG_LINES] = {"job_log_lines", 20000, 10000000},
+    [SHOAL_LIMIT_JOB_LOG_LINE_BYTES] = {"job_log_line_bytes", 4096, 1u << 20},
+    [SHOAL_LIMIT_PENDING_JOBS] = {"pending_jobs", 100000, 10000000},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

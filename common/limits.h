@@ -23,6 +23,23 @@
 #define SHOAL_MAX_TENSOR_DIMS 8
 /* Longest path we build (PATH_MAX on Linux is 4096). */
 #define SHOAL_MAX_PATH 4096
+/* Job names (shown in `shoal jobs`, used in Slurm job names): short labels, like Slurm's. */
+#define SHOAL_MAX_JOB_NAME 64
+/* Ranks of one job. Gang scheduling reserves them all at once; 4096 ranks is far beyond what
+ * a small-model fine-tune uses (tens), and keeps a hostfile/sbatch script small. */
+#define SHOAL_MAX_JOB_RANKS 4096
+/* GPUs one rank may ask for: an 8- or 16-GPU node is the largest single host we expect. */
+#define SHOAL_MAX_GPUS_PER_RANK 16
+/* argv entries and environment entries of a generic command job, and bytes of each; Linux's
+ * own limit (MAX_ARG_STRLEN) is 128 KiB per string, a job spec needs far less. */
+#define SHOAL_MAX_JOB_ARGS 256
+#define SHOAL_MAX_JOB_ENV 128
+#define SHOAL_MAX_JOB_ARG_BYTES 4096
+/* Relaunches of a failed job: each resumes from its last checkpoint; past 100 it is broken. */
+#define SHOAL_MAX_JOB_RETRIES 100
+/* Largest vocabulary a token shard may declare. Real tokenizers stay under 2^18 (GPT-2 50,257,
+ * Gemma 256,000); 2^24 leaves room and keeps every id an exact float and a positive int32. */
+#define SHOAL_MAX_VOCAB (1u << 24)
 /* privacy/: RDP orders one accountant tracks. dp_accounting's default grid has 156; 1024
  * leaves room for dense custom grids while bounding the per-step cost and the state file. */
 #define SHOAL_MAX_DP_ORDERS 1024
@@ -65,6 +82,17 @@ typedef enum {
     SHOAL_LIMIT_JSON_FILE_BYTES,
     /* Any whole file we read into memory rather than mmap. */
     SHOAL_LIMIT_READ_FILE_BYTES,
+    /* Tokens in one token shard (worker/train/shard.h). `shoal data prepare` starts a new
+     * shard past this; readers refuse more. 2^28 tokens is ~768 MB of u16 tokens + mask, a
+     * size that maps and validates in about a second; the ceiling 2^36 bounds offsets. */
+    SHOAL_LIMIT_SHARD_TOKENS,
+    /* Shards per split listed in a dataset manifest (dataset.json). 4096 shards of 2^28
+     * tokens is 10^12 tokens, past any fine-tuning set. */
+    SHOAL_LIMIT_DATASET_SHARDS,
+    /* One JSONL line given to `shoal data prepare`. A fine-tuning example is a few KB; 1 MiB
+     * allows long documents while bounding the line buffer (a file with no newline cannot
+     * make us read it whole into memory). */
+    SHOAL_LIMIT_JSONL_LINE_BYTES,
     /* Longest a rank may wait inside one collective (or communicator set-up) before it calls
      * the collective hung, aborts it and exits with an error: a hung collective is a bug. A dead
      * peer is noticed at once by worker/dist's liveness ring; this catches peers that are alive
@@ -101,6 +129,18 @@ typedef enum {
      * each). 2^32 (16 GiB of fp32 weights) by default, so a bad config.json fails fast instead
      * of swapping; the ceiling 2^36 is beyond any model one node trains. */
     SHOAL_LIMIT_MODEL_PARAMS,
+    /* A job spec (job.json or its JSON form in the store): real ones are < 4 KB; 256 KB
+     * default leaves room for long argv lists, 4 MB ceiling keeps one submit cheap. */
+    SHOAL_LIMIT_JOB_SPEC_BYTES,
+    /* Log lines kept per job in the coordinator's store; older lines are dropped first, like
+     * a bounded journal. 20,000 lines ~ a few MB per job; ceiling 10M lines. */
+    SHOAL_LIMIT_JOB_LOG_LINES,
+    /* Bytes of one captured log line; longer lines are split. A progress bar or a traceback
+     * line fits in 4 KB; ceiling 1 MB. */
+    SHOAL_LIMIT_JOB_LOG_LINE_BYTES,
+    /* Jobs not yet finished (QUEUED/STARTING/RUNNING) the coordinator accepts before refusing
+     * submissions with LIMIT: keeps scheduling passes bounded. Default 100k, ceiling 10M. */
+    SHOAL_LIMIT_PENDING_JOBS,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 

@@ -1,0 +1,901 @@
+/* store.c: see store.h. One connection, one mutex; every multi-statement change is one
+ * transaction (BEGIN IMMEDIATE so that a writer never has to upgrade a read lock). */
+#define SHOAL_LOG_SUBSYS "store"
+#include "coordinator/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+
+struct shoal_store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    char path[SHOAL_MAX_PATH];
+};
+
+/* Migrations, applied in order; migrations[i] brings the schema to version i + 1. Never edit
+ * a released one: append a new one. */
+static const char *const migrations[] = {
+    /* 1: jobs, events, logs, hosts, models */
+    "CREATE TABLE jobs("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* ids are never reused */
+    "  name TEXT NOT NULL,"
+    "  spec TEXT NOT NULL," /* canonical JSON of the validated spec */
+    "  state INTEGER NOT NULL CHECK(state BETWEEN 1 AND 6),"
+    "  priority INTEGER NOT NULL,"
+    "  ranks INTEGER NOT NULL,"
+    "  gpus_per_rank INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  submitter TEXT NOT NULL DEFAULT '',"
+    "  idempotency_key TEXT UNIQUE,"
+    "  submitted_at REAL NOT NULL,"
+    "  started_at REAL NOT NULL DEFAULT 0,"
+    "  finished_at REAL NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER NOT NULL DEFAULT 0,"
+    "  attempt INTEGER NOT NULL DEFAULT 0,"
+    "  not_before REAL NOT NULL DEFAULT 0,"
+    "  launch_handle TEXT NOT NULL DEFAULT '',"
+    "  alloc TEXT NOT NULL DEFAULT '',"
+    "  last_checkpoint TEXT NOT NULL DEFAULT '',"
+    "  p_step INTEGER NOT NULL DEFAULT 0, p_total INTEGER NOT NULL DEFAULT 0,"
+    "  p_loss REAL NOT NULL DEFAULT 0, p_tok_s REAL NOT NULL DEFAULT 0,"
+    "  p_eta_s REAL NOT NULL DEFAULT 0, p_at REAL NOT NULL DEFAULT 0"
+    ") STRICT;"
+    "CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);"
+    "CREATE TABLE job_events("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  from_state INTEGER NOT NULL,"
+    "  to_state INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  at REAL NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX job_events_job ON job_events(job_id, id);"
+    "CREATE TABLE job_logs("
+    "  job_id INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  rank INTEGER NOT NULL,"
+    "  stream INTEGER NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  at REAL NOT NULL,"
+    "  PRIMARY KEY(job_id, seq)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE hosts("
+    "  name TEXT PRIMARY KEY,"
+    "  addr TEXT NOT NULL,"
+    "  cpu_slots INTEGER NOT NULL CHECK(cpu_slots >= 0),"
+    "  gpus INTEGER NOT NULL CHECK(gpus >= 0)"
+    ") STRICT;"
+    "CREATE TABLE models("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
+    "  path TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL CHECK(length(sha256) = 64),"
+    "  created_at REAL NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX models_job ON models(job_id);",
+    /* 2: per-attempt secret the ranks present to RunService */
+    "ALTER TABLE jobs ADD COLUMN run_token TEXT NOT NULL DEFAULT '';",
+};
+#define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+int shoal_store_schema_latest(void) { return N_MIGRATIONS; }
+
+static const char *const state_names[] = {"?",         "queued", "starting", "running",
+                                          "succeeded", "failed", "cancelled"};
+
+const char *shoal_job_state_str(shoal_job_state s) {
+    return (unsigned)s <= SHOAL_JOB_CANCELLED ? state_names[s] : "?";
+}
+
+int shoal_job_state_terminal(shoal_job_state s) {
+    return s == SHOAL_JOB_SUCCEEDED || s == SHOAL_JOB_FAILED || s == SHOAL_JOB_CANCELLED;
+}
+
+int shoal_job_state_can_move(shoal_job_state from, shoal_job_state to) {
+    switch (from) {
+    case SHOAL_JOB_QUEUED: return to == SHOAL_JOB_STARTING || to == SHOAL_JOB_CANCELLED;
+    case SHOAL_JOB_STARTING:
+        return to == SHOAL_JOB_RUNNING || to == SHOAL_JOB_FAILED || to == SHOAL_JOB_CANCELLED ||
+               to == SHOAL_JOB_QUEUED;
+    case SHOAL_JOB_RUNNING:
+        return to == SHOAL_JOB_SUCCEEDED || to == SHOAL_JOB_FAILED ||
+               to == SHOAL_JOB_CANCELLED || to == SHOAL_JOB_QUEUED;
+    default: return 0;
+    }
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static shoal_status sql_err(shoal_store *store, const char *what) {
+    SHOAL_LOG_ERROR("%s: %s: %s", store->path, what, sqlite3_errmsg(store->db));
+    return SHOAL_ERR_IO;
+}
+
+static shoal_status exec(shoal_store *store, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(store->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        SHOAL_LOG_ERROR("%s: %.60s...: %s", store->path, sql, msg ? msg : "error");
+        sqlite3_free(msg);
+        return SHOAL_ERR_IO;
+    }
+    return SHOAL_OK;
+}
+
+static shoal_status prep(shoal_store *store, const char *sql, sqlite3_stmt **s) {
+    if (sqlite3_prepare_v2(store->db, sql, -1, s, NULL) != SQLITE_OK) return sql_err(store, "prepare");
+    return SHOAL_OK;
+}
+
+/* Step a statement that returns no rows (or whose rows we ignore). */
+static shoal_status step_done(shoal_store *store, sqlite3_stmt *s, const char *what) {
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    }
+    if (rc != SQLITE_DONE) return sql_err(store, what);
+    return SHOAL_OK;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col) {
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void lock(shoal_store *store) { pthread_mutex_lock(&store->mu); }
+static void unlock(shoal_store *store) { pthread_mutex_unlock(&store->mu); }
+
+static shoal_status read_version(shoal_store *store, int *v) {
+    sqlite3_stmt *s = NULL;
+    *v = 0;
+    SHOAL_CHECK(prep(store, "SELECT version FROM schema_version", &s));
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_err(store, "read schema_version");
+    return SHOAL_OK;
+}
+
+static shoal_status migrate(shoal_store *store) {
+    shoal_status s = SHOAL_OK;
+    SHOAL_CHECK(exec(store, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL) "
+                         "STRICT"));
+    int v;
+    SHOAL_CHECK(read_version(store, &v));
+    SHOAL_REQUIRE(v <= N_MIGRATIONS, SHOAL_ERR_FORMAT,
+                  "%s: schema version %d is newer than this shoal knows (%d); upgrade shoal",
+                  store->path, v, N_MIGRATIONS);
+    for (int i = v; i < N_MIGRATIONS; i++) {
+        SHOAL_CHECK(exec(store, "BEGIN IMMEDIATE"));
+        char bump[96];
+        snprintf(bump, sizeof bump,
+                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES(%d)", i + 1);
+        s = exec(store, migrations[i]);
+        if (s == SHOAL_OK) s = exec(store, bump);
+        if (s != SHOAL_OK) {
+            exec(store, "ROLLBACK");
+            SHOAL_LOG_ERROR("%s: migration to schema version %d failed", store->path, i + 1);
+            return s;
+        }
+        SHOAL_CHECK(exec(store, "COMMIT"));
+        SHOAL_LOG_INFO("%s: schema migrated to version %d", store->path, i + 1);
+    }
+    return SHOAL_OK;
+}
+
+shoal_status shoal_store_open(const char *path, shoal_store **out) {
+    *out = NULL;
+    shoal_store *store = calloc(1, sizeof *store);
+    SHOAL_REQUIRE(store, SHOAL_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&store->mu, NULL);
+    snprintf(store->path, sizeof store->path, "%s", path);
+    shoal_status st = SHOAL_OK;
+    int rc = sqlite3_open_v2(path, &store->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        SHOAL_LOG_ERROR("%s: cannot open the job store: %s", path,
+                        store->db ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+        st = SHOAL_ERR_IO;
+        goto cleanup;
+    }
+    sqlite3_busy_timeout(store->db, 5000);
+    sqlite3_extended_result_codes(store->db, 1);
+    /* journal_mode returns the mode it ended in: a file that is not a database fails here. */
+    sqlite3_stmt *q = NULL;
+    SHOAL_CHECK_GOTO(prep(store, "PRAGMA journal_mode=WAL", &q));
+    rc = sqlite3_step(q);
+    const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
+    int wal = mode && strcmp((const char *)mode, "wal") == 0;
+    sqlite3_finalize(q);
+    SHOAL_REQUIRE_GOTO(wal, SHOAL_ERR_FORMAT,
+                       "%s: cannot switch the job store to WAL mode (not a SQLite database, or "
+                       "on a file system without shared memory such as NFS?)",
+                       path);
+    SHOAL_CHECK_GOTO(exec(store, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"));
+    SHOAL_CHECK_GOTO(migrate(store));
+    *out = store;
+cleanup:
+    if (st != SHOAL_OK) shoal_store_close(store);
+    return st;
+}
+
+void shoal_store_close(shoal_store *store) {
+    if (!store) return;
+    if (store->db) sqlite3_close_v2(store->db);
+    pthread_mutex_destroy(&store->mu);
+    free(store);
+}
+
+int shoal_store_schema_version(shoal_store *store) {
+    int v = 0;
+    lock(store);
+    if (read_version(store, &v) != SHOAL_OK) v = -1;
+    unlock(store);
+    return v;
+}
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+static shoal_status insert_event(shoal_store *store, uint64_t id, int from, int to,
+                                 const char *reason, double at) {
+    sqlite3_stmt *s = NULL;
+    SHOAL_CHECK(prep(store,
+                     "INSERT INTO job_events(job_id, from_state, to_state, reason, at) "
+                     "VALUES(?,?,?,?,?)",
+                     &s));
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    sqlite3_bind_int(s, 2, from);
+    sqlite3_bind_int(s, 3, to);
+    sqlite3_bind_text(s, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(s, 5, at);
+    shoal_status r = step_done(store, s, "insert job event");
+    sqlite3_finalize(s);
+    return r;
+}
+
+static shoal_status count_locked(shoal_store *store, unsigned mask, int64_t *n) {
+    sqlite3_stmt *s = NULL;
+    SHOAL_CHECK(prep(store, "SELECT count(*) FROM jobs WHERE ((1 << state) & ?) != 0", &s));
+    sqlite3_bind_int64(s, 1, mask);
+    shoal_status r = SHOAL_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    else
+        r = sql_err(store, "count jobs");
+    sqlite3_finalize(s);
+    return r;
+}
+
+static shoal_status find_by_key(shoal_store *store, const char *key, uint64_t *id) {
+    sqlite3_stmt *s = NULL;
+    *id = 0;
+    SHOAL_CHECK(prep(store, "SELECT id FROM jobs WHERE idempotency_key = ?", &s));
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *id = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_err(store, "look up idempotency key");
+    return SHOAL_OK;
+}
+
+shoal_status shoal_store_job_insert(shoal_store *store, const shoal_job_spec *spec,
+                                    const char *submitter, const char *idempotency_key,
+                                    uint64_t *id) {
+    *id = 0;
+    SHOAL_CHECK(shoal_job_spec_validate(spec, "job spec"));
+    char *json = NULL;
+    SHOAL_CHECK(shoal_job_spec_to_string(spec, &json));
+    int has_key = idempotency_key && idempotency_key[0];
+    if (has_key && strlen(idempotency_key) > 128) {
+        free(json);
+        SHOAL_LOG_ERROR("idempotency key of %zu bytes is longer than 128",
+                        strlen(idempotency_key));
+        return SHOAL_ERR_INVALID_ARG;
+    }
+    shoal_status st = SHOAL_OK;
+    sqlite3_stmt *ins = NULL;
+    int in_tx = 0;
+    lock(store);
+    /* FULL for this commit only: the id we return must survive a power cut too. */
+    SHOAL_CHECK_GOTO(exec(store, "PRAGMA synchronous=FULL"));
+    SHOAL_CHECK_GOTO(exec(store, "BEGIN IMMEDIATE"));
+    in_tx = 1;
+    if (has_key) {
+        uint64_t prev = 0;
+        SHOAL_CHECK_GOTO(find_by_key(store, idempotency_key, &prev));
+        if (prev) {
+            *id = prev;
+            goto cleanup;
+        }
+    }
+    int64_t active = 0;
+    SHOAL_CHECK_GOTO(count_locked(store, SHOAL_JOB_STATES_ACTIVE, &active));
+    SHOAL_REQUIRE_GOTO((uint64_t)active < shoal_limit(SHOAL_LIMIT_PENDING_JOBS), SHOAL_ERR_LIMIT,
+                       "%s: %lld jobs are already queued or running (limit pending_jobs=%llu); "
+                       "try again later",
+                       store->path, (long long)active,
+                       (unsigned long long)shoal_limit(SHOAL_LIMIT_PENDING_JOBS));
+    double now = shoal_wall_s();
+    SHOAL_CHECK_GOTO(prep(store,
+                          "INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
+                          "submitter, idempotency_key, submitted_at, reason) "
+                          "VALUES(?,?,?,?,?,?,?,?,?,'submitted')",
+                          &ins));
+    sqlite3_bind_text(ins, 1, spec->name ? spec->name : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 2, json, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(ins, 3, SHOAL_JOB_QUEUED);
+    sqlite3_bind_int(ins, 4, spec->priority);
+    sqlite3_bind_int(ins, 5, spec->ranks);
+    sqlite3_bind_int(ins, 6, spec->gpus_per_rank);
+    sqlite3_bind_text(ins, 7, submitter ? submitter : "", -1, SQLITE_TRANSIENT);
+    if (has_key)
+        sqlite3_bind_text(ins, 8, idempotency_key, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(ins, 8);
+    sqlite3_bind_double(ins, 9, now);
+    SHOAL_CHECK_GOTO(step_done(store, ins, "insert job"));
+    uint64_t new_id = (uint64_t)sqlite3_last_insert_rowid(store->db);
+    SHOAL_CHECK_GOTO(insert_event(store, new_id, 0, SHOAL_JOB_QUEUED, "submitted", now));
+    SHOAL_CHECK_GOTO(exec(store, "COMMIT"));
+    in_tx = 0;
+    *id = new_id; /* acknowledged only now */
+cleanup:
+    sqlite3_finalize(ins);
+    if (in_tx) exec(store, st == SHOAL_OK ? "COMMIT" : "ROLLBACK");
+    exec(store, "PRAGMA synchronous=NORMAL");
+    unlock(store);
+    free(json);
+    return st;
+}
+
+#define JOB_COLS                                                                                   \
+    "id, spec, state, reason, submitter, submitted_at, started_at, finished_at, exit_code, "      \
+    "attempt, not_before, launch_handle, alloc, last_checkpoint, p_step, p_total, p_loss, "       \
+    "p_tok_s, p_eta_s, p_at, run_token"
+
+static shoal_status row_to_record(shoal_store *store, sqlite3_stmt *s, shoal_job_record *r) {
+    memset(r, 0, sizeof *r);
+    r->id = (uint64_t)sqlite3_column_int64(s, 0);
+    const char *spec = (const char *)sqlite3_column_text(s, 1);
+    char what[64];
+    snprintf(what, sizeof what, "job %llu spec", (unsigned long long)r->id);
+    shoal_status rc = shoal_job_spec_parse(spec ? spec : "", spec ? strlen(spec) : 0, NULL, what,
+                                           &r->spec);
+    if (rc != SHOAL_OK) {
+        SHOAL_LOG_ERROR("%s: stored spec of job %llu is unreadable", store->path,
+                        (unsigned long long)r->id);
+        return SHOAL_ERR_FORMAT;
+    }
+    r->state = (shoal_job_state)sqlite3_column_int(s, 2);
+    copy_col(r->reason, sizeof r->reason, s, 3);
+    copy_col(r->submitter, sizeof r->submitter, s, 4);
+    r->submitted_at = sqlite3_column_double(s, 5);
+    r->started_at = sqlite3_column_double(s, 6);
+    r->finished_at = sqlite3_column_double(s, 7);
+    r->exit_code = sqlite3_column_int(s, 8);
+    r->attempt = sqlite3_column_int(s, 9);
+    r->not_before = sqlite3_column_double(s, 10);
+    copy_col(r->launch_handle, sizeof r->launch_handle, s, 11);
+    copy_col(r->alloc, sizeof r->alloc, s, 12);
+    copy_col(r->last_checkpoint, sizeof r->last_checkpoint, s, 13);
+    r->progress.step = sqlite3_column_int64(s, 14);
+    r->progress.total_steps = sqlite3_column_int64(s, 15);
+    r->progress.loss = sqlite3_column_double(s, 16);
+    r->progress.tokens_per_s = sqlite3_column_double(s, 17);
+    r->progress.eta_s = sqlite3_column_double(s, 18);
+    r->progress.updated_at = sqlite3_column_double(s, 19);
+    copy_col(r->run_token, sizeof r->run_token, s, 20);
+    return SHOAL_OK;
+}
+
+void shoal_job_record_free(shoal_job_record *r) {
+    if (r) shoal_job_spec_free(&r->spec);
+}
+
+void shoal_job_records_free(shoal_job_record *r, int n) {
+    if (!r) return;
+    for (int i = 0; i < n; i++) shoal_job_record_free(&r[i]);
+    free(r);
+}
+
+shoal_status shoal_store_job_get(shoal_store *store, uint64_t id, shoal_job_record *out) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    shoal_status r = SHOAL_OK;
+    lock(store);
+    r = prep(store, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            r = row_to_record(store, s, out);
+        else if (rc == SQLITE_DONE)
+            r = SHOAL_ERR_NOT_FOUND;
+        else
+            r = sql_err(store, "get job");
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_transition(shoal_store *store, uint64_t id, shoal_job_state to,
+                                        const char *reason, int exit_code, double retry_at,
+                                        shoal_job_state *from_out) {
+    shoal_status st = SHOAL_OK;
+    sqlite3_stmt *q = NULL, *u = NULL;
+    int in_tx = 0;
+    if (!reason) reason = "";
+    lock(store);
+    SHOAL_CHECK_GOTO(exec(store, "BEGIN IMMEDIATE"));
+    in_tx = 1;
+    SHOAL_CHECK_GOTO(prep(store, "SELECT state FROM jobs WHERE id = ?", &q));
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) {
+        st = SHOAL_ERR_NOT_FOUND;
+        goto cleanup;
+    }
+    if (rc != SQLITE_ROW) {
+        st = sql_err(store, "read job state");
+        goto cleanup;
+    }
+    shoal_job_state from = (shoal_job_state)sqlite3_column_int(q, 0);
+    if (from_out) *from_out = from;
+    SHOAL_REQUIRE_GOTO(shoal_job_state_can_move(from, to), SHOAL_ERR_INVALID_ARG,
+                       "job %llu: illegal state change %s -> %s (%s)", (unsigned long long)id,
+                       shoal_job_state_str(from), shoal_job_state_str(to), reason);
+    double now = shoal_wall_s();
+    const char *sql;
+    if (to == SHOAL_JOB_RUNNING)
+        sql = "UPDATE jobs SET state=?1, reason=?2, started_at=?3 WHERE id=?6";
+    else if (shoal_job_state_terminal(to))
+        sql = "UPDATE jobs SET state=?1, reason=?2, finished_at=?3, exit_code=?4 WHERE id=?6";
+    else if (to == SHOAL_JOB_QUEUED)
+        sql = "UPDATE jobs SET state=?1, reason=?2, attempt=attempt+1, not_before=?5, "
+              "launch_handle='', alloc='', run_token='' WHERE id=?6";
+    else
+        sql = "UPDATE jobs SET state=?1, reason=?2 WHERE id=?6";
+    SHOAL_CHECK_GOTO(prep(store, sql, &u));
+    sqlite3_bind_int(u, 1, to);
+    sqlite3_bind_text(u, 2, reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(u, 3, now);
+    sqlite3_bind_int(u, 4, exit_code);
+    sqlite3_bind_double(u, 5, retry_at);
+    sqlite3_bind_int64(u, 6, (sqlite3_int64)id);
+    SHOAL_CHECK_GOTO(step_done(store, u, "update job state"));
+    SHOAL_CHECK_GOTO(insert_event(store, id, from, to, reason, now));
+    SHOAL_CHECK_GOTO(exec(store, "COMMIT"));
+    in_tx = 0;
+cleanup:
+    sqlite3_finalize(q);
+    sqlite3_finalize(u);
+    if (in_tx) exec(store, "ROLLBACK");
+    unlock(store);
+    return st;
+}
+
+/* Run an UPDATE ... WHERE id=?N with text/double binds prepared by the caller's setter. */
+static shoal_status update_one(shoal_store *store, sqlite3_stmt *u, const char *what) {
+    shoal_status r = step_done(store, u, what);
+    if (r == SHOAL_OK && sqlite3_changes(store->db) == 0) r = SHOAL_ERR_NOT_FOUND;
+    return r;
+}
+
+shoal_status shoal_store_job_set_launch(shoal_store *store, uint64_t id, const char *handle,
+                                        const char *alloc) {
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store, "UPDATE jobs SET launch_handle=?, alloc=? WHERE id=?", &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_text(u, 1, handle ? handle : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 2, alloc ? alloc : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(u, 3, (sqlite3_int64)id);
+        r = update_one(store, u, "set launch handle");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_set_progress(shoal_store *store, uint64_t id,
+                                          const shoal_job_progress *p) {
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store,
+                          "UPDATE jobs SET p_step=?, p_total=?, p_loss=?, p_tok_s=?, p_eta_s=?, "
+                          "p_at=? WHERE id=?",
+                          &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(u, 1, p->step);
+        sqlite3_bind_int64(u, 2, p->total_steps);
+        sqlite3_bind_double(u, 3, p->loss);
+        sqlite3_bind_double(u, 4, p->tokens_per_s);
+        sqlite3_bind_double(u, 5, p->eta_s);
+        sqlite3_bind_double(u, 6, p->updated_at ? p->updated_at : shoal_wall_s());
+        sqlite3_bind_int64(u, 7, (sqlite3_int64)id);
+        r = update_one(store, u, "set progress");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_set_run_token(shoal_store *store, uint64_t id, const char *token) {
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store, "UPDATE jobs SET run_token=? WHERE id=?", &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_text(u, 1, token ? token : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(u, 2, (sqlite3_int64)id);
+        r = update_one(store, u, "set run token");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_set_checkpoint(shoal_store *store, uint64_t id, const char *path) {
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store, "UPDATE jobs SET last_checkpoint=? WHERE id=?", &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_text(u, 1, path ? path : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(u, 2, (sqlite3_int64)id);
+        r = update_one(store, u, "set checkpoint");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+/* Collect the rows of a prepared SELECT JOB_COLS into a growing array. */
+static shoal_status collect(shoal_store *store, sqlite3_stmt *s, shoal_job_record **out, int *n) {
+    int cap = 0, cnt = 0, rc;
+    shoal_job_record *v = NULL;
+    shoal_status r = SHOAL_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            shoal_job_record *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv) {
+                r = SHOAL_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+        }
+        r = row_to_record(store, s, &v[cnt]);
+        if (r != SHOAL_OK) break;
+        cnt++;
+    }
+    if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "list jobs");
+    if (r != SHOAL_OK) {
+        shoal_job_records_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SHOAL_OK;
+}
+
+shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const char *name_prefix,
+                                  uint64_t after_id, int limit, shoal_job_record **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    lock(store);
+    /* substr() rather than LIKE: a prefix with '%' or '_' means itself. */
+    shoal_status r = prep(store,
+                          "SELECT " JOB_COLS " FROM jobs WHERE id > ?1 AND (?2 = 0 OR "
+                          "((1 << state) & ?2) != 0) AND (?3 = '' OR substr(name, 1, "
+                          "length(?3)) = ?3) ORDER BY id LIMIT ?4",
+                          &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)after_id);
+        sqlite3_bind_int64(s, 2, state_mask);
+        sqlite3_bind_text(s, 3, name_prefix ? name_prefix : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(s, 4, limit > 0 ? limit : -1);
+        r = collect(store, s, out, n);
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int offset,
+                                   int limit, shoal_job_record **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    lock(store);
+    shoal_status r = prep(store,
+                          "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & ?1) != 0 "
+                          "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                          &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, state_mask);
+        sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+        sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
+        r = collect(store, s, out, n);
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_count(shoal_store *store, unsigned state_mask, int64_t *n) {
+    *n = 0;
+    lock(store);
+    shoal_status r = count_locked(store, state_mask, n);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t after_id, int max,
+                                    shoal_job_event **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    shoal_job_event *v = NULL;
+    int cnt = 0, cap = 0, rc = SQLITE_DONE;
+    lock(store);
+    shoal_status r = prep(store,
+                          "SELECT id, from_state, to_state, reason, at FROM job_events WHERE "
+                          "job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                          &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+        sqlite3_bind_int64(s, 2, after_id);
+        sqlite3_bind_int(s, 3, max > 0 ? max : -1);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 8;
+                shoal_job_event *nv = realloc(v, (size_t)cap * sizeof *v);
+                if (!nv) {
+                    r = SHOAL_ERR_NOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            shoal_job_event *e = &v[cnt++];
+            e->id = sqlite3_column_int64(s, 0);
+            e->from = (shoal_job_state)sqlite3_column_int(s, 1);
+            e->to = (shoal_job_state)sqlite3_column_int(s, 2);
+            copy_col(e->reason, sizeof e->reason, s, 3);
+            e->at = sqlite3_column_double(s, 4);
+        }
+        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "read job events");
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    if (r != SHOAL_OK) {
+        free(v);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SHOAL_OK;
+}
+
+/* ---- logs ----------------------------------------------------------------------------- */
+
+shoal_status shoal_store_log_append(shoal_store *store, uint64_t id, int rank, int stream,
+                                    const char *text, int64_t *seq_out) {
+    shoal_status st = SHOAL_OK;
+    sqlite3_stmt *q = NULL, *ins = NULL, *del = NULL;
+    int in_tx = 0;
+    size_t len = strlen(text ? text : "");
+    size_t maxb = (size_t)shoal_limit(SHOAL_LIMIT_JOB_LOG_LINE_BYTES);
+    if (len > maxb) len = maxb;
+    int64_t keep = (int64_t)shoal_limit(SHOAL_LIMIT_JOB_LOG_LINES);
+    lock(store);
+    SHOAL_CHECK_GOTO(exec(store, "BEGIN IMMEDIATE"));
+    in_tx = 1;
+    SHOAL_CHECK_GOTO(
+        prep(store, "SELECT coalesce(max(seq), 0) + 1 FROM job_logs WHERE job_id = ?", &q));
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    SHOAL_REQUIRE_GOTO(sqlite3_step(q) == SQLITE_ROW, SHOAL_ERR_IO, "%s: next log seq: %s",
+                       store->path, sqlite3_errmsg(store->db));
+    int64_t seq = sqlite3_column_int64(q, 0);
+    SHOAL_CHECK_GOTO(prep(store,
+                          "INSERT INTO job_logs(job_id, seq, rank, stream, text, at) "
+                          "VALUES(?,?,?,?,?,?)",
+                          &ins));
+    sqlite3_bind_int64(ins, 1, (sqlite3_int64)id);
+    sqlite3_bind_int64(ins, 2, seq);
+    sqlite3_bind_int(ins, 3, rank);
+    sqlite3_bind_int(ins, 4, stream);
+    sqlite3_bind_text(ins, 5, text ? text : "", (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_double(ins, 6, shoal_wall_s());
+    SHOAL_CHECK_GOTO(step_done(store, ins, "append log line"));
+    if (seq > keep) {
+        SHOAL_CHECK_GOTO(prep(store, "DELETE FROM job_logs WHERE job_id = ? AND seq <= ?", &del));
+        sqlite3_bind_int64(del, 1, (sqlite3_int64)id);
+        sqlite3_bind_int64(del, 2, seq - keep);
+        SHOAL_CHECK_GOTO(step_done(store, del, "drop old log lines"));
+    }
+    SHOAL_CHECK_GOTO(exec(store, "COMMIT"));
+    in_tx = 0;
+    if (seq_out) *seq_out = seq;
+cleanup:
+    sqlite3_finalize(q);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    if (in_tx) exec(store, "ROLLBACK");
+    unlock(store);
+    return st;
+}
+
+void shoal_log_lines_free(shoal_log_line *lines, int n) {
+    if (!lines) return;
+    for (int i = 0; i < n; i++) free(lines[i].text);
+    free(lines);
+}
+
+shoal_status shoal_store_log_read(shoal_store *store, uint64_t id, int64_t after_seq, int max,
+                                  shoal_log_line **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    shoal_log_line *v = NULL;
+    int cnt = 0, cap = 0, rc = SQLITE_DONE;
+    lock(store);
+    shoal_status r = prep(store,
+                          "SELECT seq, rank, stream, text, at FROM job_logs WHERE job_id = ? "
+                          "AND seq > ? ORDER BY seq LIMIT ?",
+                          &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+        sqlite3_bind_int64(s, 2, after_seq);
+        sqlite3_bind_int(s, 3, max > 0 ? max : -1);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 64;
+                shoal_log_line *nv = realloc(v, (size_t)cap * sizeof *v);
+                if (!nv) {
+                    r = SHOAL_ERR_NOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            shoal_log_line *l = &v[cnt];
+            l->seq = sqlite3_column_int64(s, 0);
+            l->rank = sqlite3_column_int(s, 1);
+            l->stream = sqlite3_column_int(s, 2);
+            const unsigned char *t = sqlite3_column_text(s, 3);
+            l->text = strdup(t ? (const char *)t : "");
+            l->at = sqlite3_column_double(s, 4);
+            if (!l->text) {
+                r = SHOAL_ERR_NOMEM;
+                break;
+            }
+            cnt++;
+        }
+        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "read logs");
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    if (r != SHOAL_OK) {
+        shoal_log_lines_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SHOAL_OK;
+}
+
+/* ---- hosts and models ------------------------------------------------------------------ */
+
+shoal_status shoal_store_host_put(shoal_store *store, const shoal_host *h) {
+    SHOAL_REQUIRE(h->name[0] && h->cpu_slots >= 0 && h->gpus >= 0 &&
+                      h->cpu_slots <= SHOAL_MAX_JOB_RANKS && h->gpus <= 1024,
+                  SHOAL_ERR_INVALID_ARG, "host \"%s\": bad slots (cpu %d, gpus %d)", h->name,
+                  h->cpu_slots, h->gpus);
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store,
+                          "INSERT INTO hosts(name, addr, cpu_slots, gpus) VALUES(?,?,?,?) "
+                          "ON CONFLICT(name) DO UPDATE SET addr=excluded.addr, "
+                          "cpu_slots=excluded.cpu_slots, gpus=excluded.gpus",
+                          &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_text(u, 1, h->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 2, h->addr, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(u, 3, h->cpu_slots);
+        sqlite3_bind_int(u, 4, h->gpus);
+        r = step_done(store, u, "put host");
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    shoal_host *v = NULL;
+    int cnt = 0, cap = 0, rc = SQLITE_DONE;
+    lock(store);
+    shoal_status r =
+        prep(store, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name", &s);
+    if (r == SHOAL_OK) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            if (cnt == cap) {
+                cap = cap ? cap * 2 : 8;
+                shoal_host *nv = realloc(v, (size_t)cap * sizeof *v);
+                if (!nv) {
+                    r = SHOAL_ERR_NOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            copy_col(v[cnt].name, sizeof v[cnt].name, s, 0);
+            copy_col(v[cnt].addr, sizeof v[cnt].addr, s, 1);
+            v[cnt].cpu_slots = sqlite3_column_int(s, 2);
+            v[cnt].gpus = sqlite3_column_int(s, 3);
+            cnt++;
+        }
+        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "list hosts");
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    if (r != SHOAL_OK) {
+        free(v);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SHOAL_OK;
+}
+
+shoal_status shoal_store_model_register(shoal_store *store, uint64_t job_id, const char *path,
+                                        const char *sha256_hex, int64_t *model_id) {
+    SHOAL_REQUIRE(path && path[0] == '/' && sha256_hex && strlen(sha256_hex) == 64,
+                  SHOAL_ERR_INVALID_ARG,
+                  "model of job %llu: need an absolute path and a 64-hex-digit sha256",
+                  (unsigned long long)job_id);
+    sqlite3_stmt *u = NULL;
+    lock(store);
+    shoal_status r = prep(store,
+                          "INSERT INTO models(job_id, path, sha256, created_at) VALUES(?,?,?,?)",
+                          &u);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(u, 1, (sqlite3_int64)job_id);
+        sqlite3_bind_text(u, 2, path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 3, sha256_hex, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(u, 4, shoal_wall_s());
+        r = step_done(store, u, "register model");
+        if (r == SHOAL_OK && model_id) *model_id = sqlite3_last_insert_rowid(store->db);
+    }
+    sqlite3_finalize(u);
+    unlock(store);
+    return r;
+}
+
+shoal_status shoal_store_model_for_job(shoal_store *store, uint64_t job_id, char *path,
+                                       size_t path_cap, char sha256_hex[65]) {
+    sqlite3_stmt *s = NULL;
+    lock(store);
+    shoal_status r = prep(store,
+                          "SELECT path, sha256 FROM models WHERE job_id = ? ORDER BY id DESC "
+                          "LIMIT 1",
+                          &s);
+    if (r == SHOAL_OK) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)job_id);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            copy_col(path, path_cap, s, 0);
+            copy_col(sha256_hex, 65, s, 1);
+        } else {
+            r = rc == SQLITE_DONE ? SHOAL_ERR_NOT_FOUND : sql_err(store, "model for job");
+        }
+    }
+    sqlite3_finalize(s);
+    unlock(store);
+    return r;
+}

@@ -1,0 +1,363 @@
+/* trainer.c: see trainer.h. */
+#define SHOAL_LOG_SUBSYS "trainer"
+#include "worker/train/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/limits.h"
+#include "common/progress.h"
+#include "common/safetensors.h"
+#include "common/timeutil.h"
+#include "kernels/ops.h"
+#include "worker/train/dataset.h"
+#include "worker/train/loader.h"
+#include "worker/train/schedule.h"
+
+#define CKPT_DIR "checkpoint"
+#define CKPT_FILE "trainer.safetensors"
+
+void shoal_trainer_config_default(shoal_trainer_config *c) {
+    memset(c, 0, sizeof *c);
+    c->B = 8;
+    c->T = 64;
+    c->grad_accum = 1;
+    c->steps = 100;
+    c->lr = 3e-4;
+    c->min_lr_ratio = 0.1;
+    c->warmup_steps = 10;
+    c->weight_decay = 0.1f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.95f;
+    c->eps = 1e-8f;
+    c->grad_clip = 1.0f;
+    c->eval_every = 50;
+    c->eval_batches = 20;
+    c->ckpt_every = 100;
+    c->seed = 1;
+    c->save_model = 1;
+}
+
+typedef struct {
+    const shoal_trainer_config *cfg;
+    shoal_gpt *m;
+    shoal_dataset *ds;
+    shoal_loader *train, *val;
+    float *adam_m, *adam_v;
+    size_t n_params;
+    int32_t *tok, *tgt;
+    uint8_t *mask;
+    char ckpt_path[SHOAL_MAX_PATH];
+} run_state;
+
+/* The run geometry and model identity a checkpoint must match, as metadata strings. */
+static void model_desc(const shoal_gpt_config *mc, char *out, size_t cap) {
+    snprintf(out, cap, "n_layer=%d n_head=%d n_embd=%d vocab_size=%d n_positions=%d", mc->n_layer,
+             mc->n_head, mc->n_embd, mc->vocab_size, mc->n_positions);
+}
+static void geometry_desc(const shoal_trainer_config *c, char *out, size_t cap) {
+    snprintf(out, cap, "B=%d T=%d grad_accum=%d world=1 seed=%llu", c->B, c->T, c->grad_accum,
+             (unsigned long long)c->seed);
+}
+
+static shoal_status save_checkpoint(run_state *s, int64_t step) {
+    char step_s[32], model_s[160], geo_s[160];
+    snprintf(step_s, sizeof step_s, "%lld", (long long)step);
+    model_desc(shoal_gpt_cfg(s->m), model_s, sizeof model_s);
+    geometry_desc(s->cfg, geo_s, sizeof geo_s);
+    shoal_loader_state ls;
+    shoal_loader_get_state(s->train, &ls);
+    uint8_t blob[SHOAL_LOADER_STATE_BYTES];
+    shoal_loader_state_encode(&ls, blob);
+    int64_t n = (int64_t)s->n_params, nb = SHOAL_LOADER_STATE_BYTES;
+    shoal_st_write_tensor t[4] = {
+        {"params", SHOAL_DTYPE_F32, 1, &n, shoal_gpt_params_const(s->m)},
+        {"adam_m", SHOAL_DTYPE_F32, 1, &n, s->adam_m},
+        {"adam_v", SHOAL_DTYPE_F32, 1, &n, s->adam_v},
+        {"loader", SHOAL_DTYPE_U8, 1, &nb, blob},
+    };
+    const char *meta[] = {"format",      "shoal-checkpoint",
+                          "version",     "1",
+                          "step",        step_s,
+                          "model",       model_s,
+                          "geometry",    geo_s,
+                          "data_sha256", s->ds->source_sha256};
+    char dir[SHOAL_MAX_PATH];
+    SHOAL_CHECK(shoal_path_join(dir, sizeof dir, s->cfg->out_dir, CKPT_DIR));
+    SHOAL_CHECK(shoal_mkdir_p(dir));
+    return shoal_safetensors_write(s->ckpt_path, t, 4, meta, 6);
+}
+
+static shoal_status expect_meta(const shoal_safetensors *st, const char *path, const char *key,
+                                const char *want) {
+    const char *got = shoal_safetensors_meta(st, key);
+    SHOAL_REQUIRE(got && strcmp(got, want) == 0, SHOAL_ERR_INVALID_ARG,
+                  "%s: checkpoint %s is \"%s\" but this run has \"%s\"; resume with the same "
+                  "model, data and batch settings, or use a fresh --out",
+                  path, key, got ? got : "(missing)", want);
+    return SHOAL_OK;
+}
+
+static shoal_status load_checkpoint(run_state *s, int64_t *step) {
+    const char *path = s->ckpt_path;
+    shoal_safetensors *sf = NULL;
+    SHOAL_CHECK(shoal_safetensors_open(path, &sf));
+    shoal_status st = SHOAL_OK;
+    char model_s[160], geo_s[160];
+    model_desc(shoal_gpt_cfg(s->m), model_s, sizeof model_s);
+    geometry_desc(s->cfg, geo_s, sizeof geo_s);
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "format", "shoal-checkpoint"));
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "version", "1"));
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "model", model_s));
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "geometry", geo_s));
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "data_sha256", s->ds->source_sha256));
+    const char *step_s = shoal_safetensors_meta(sf, "step");
+    char *end = NULL;
+    long long k = step_s ? strtoll(step_s, &end, 10) : -1;
+    SHOAL_REQUIRE_GOTO(step_s && *end == '\0' && k >= 0 && k <= s->cfg->steps, SHOAL_ERR_FORMAT,
+                       "%s: checkpoint step \"%s\" is not in [0, %lld]", path,
+                       step_s ? step_s : "(missing)", (long long)s->cfg->steps);
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    float *dst[3] = {shoal_gpt_params(s->m), s->adam_m, s->adam_v};
+    const shoal_st_tensor *tt[3];
+    for (int i = 0; i < 3; i++) {
+        tt[i] = shoal_safetensors_find(sf, names[i]);
+        SHOAL_REQUIRE_GOTO(tt[i] && tt[i]->dtype == SHOAL_DTYPE_F32 && tt[i]->ndim == 1 &&
+                               tt[i]->nelem == s->n_params,
+                           SHOAL_ERR_FORMAT, "%s: tensor %s is missing or not F32 [%zu]", path,
+                           names[i], s->n_params);
+    }
+    const shoal_st_tensor *lt = shoal_safetensors_find(sf, "loader");
+    SHOAL_REQUIRE_GOTO(lt && lt->dtype == SHOAL_DTYPE_U8, SHOAL_ERR_FORMAT,
+                       "%s: tensor loader is missing or not U8", path);
+    shoal_loader_state ls;
+    SHOAL_CHECK_GOTO(shoal_loader_state_decode(lt->data, (size_t)lt->nbytes, &ls));
+    SHOAL_CHECK_GOTO(shoal_loader_set_state(s->train, &ls));
+    /* Only now that everything checked out: overwrite parameters and optimizer state. */
+    for (int i = 0; i < 3; i++)
+        memcpy(dst[i], tt[i]->data, s->n_params * sizeof(float));
+    *step = (int64_t)k;
+cleanup:
+    shoal_safetensors_close(sf);
+    return st;
+}
+
+static int mask_any(const uint8_t *m, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (m[i]) return 1;
+    return 0;
+}
+static uint64_t mask_count(const uint8_t *m, size_t n) {
+    uint64_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += m[i];
+    return c;
+}
+
+/* Token-weighted mean loss over (up to eval_batches of) the validation split. */
+static shoal_status evaluate(run_state *s, float *out) {
+    const shoal_trainer_config *c = s->cfg;
+    SHOAL_CHECK(shoal_loader_rewind(s->val, 0));
+    uint64_t steps = shoal_loader_steps_per_epoch(s->val);
+    if (c->eval_batches > 0 && (uint64_t)c->eval_batches < steps) steps = (uint64_t)c->eval_batches;
+    double sum = 0, count = 0;
+    size_t n = (size_t)c->B * (size_t)c->T;
+    for (uint64_t i = 0; i < steps; i++) {
+        SHOAL_CHECK(shoal_loader_next(s->val, s->tok, s->tgt, s->mask));
+        uint64_t k = mask_count(s->mask, n);
+        if (!k) continue;
+        float loss = 0;
+        SHOAL_CHECK(shoal_gpt_forward(s->m, s->tok, s->tgt, s->mask, c->B, c->T, &loss));
+        sum += (double)loss * (double)k;
+        count += (double)k;
+    }
+    *out = count > 0 ? (float)(sum / count) : NAN;
+    return SHOAL_OK;
+}
+
+/* One optimizer step; *loss is the mean of the micro-batch losses (NAN when all skipped). */
+static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss) {
+    const shoal_trainer_config *c = s->cfg;
+    shoal_gpt *m = s->m;
+    shoal_ctx *ctx = shoal_gpt_ctx(m);
+    size_t n = (size_t)c->B * (size_t)c->T;
+    shoal_gpt_zero_grad(m);
+    double sum = 0;
+    int used = 0;
+    for (int a = 0; a < c->grad_accum; a++) {
+        SHOAL_CHECK(shoal_loader_next(s->train, s->tok, s->tgt, s->mask));
+        if (!mask_any(s->mask, n)) continue; /* all prompt: nothing to learn from */
+        float l = 0;
+        SHOAL_CHECK(shoal_gpt_forward(m, s->tok, s->tgt, s->mask, c->B, c->T, &l));
+        SHOAL_CHECK(shoal_gpt_backward(m));
+        sum += l;
+        used++;
+    }
+    *loss = used ? (float)(sum / used) : NAN;
+    if (!used) {
+        SHOAL_LOG_WARN("step %lld: every micro-batch was fully masked; no update",
+                       (long long)step + 1);
+        return SHOAL_OK;
+    }
+    float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
+    if (used > 1) SHOAL_CHECK(SHOAL_OP(ctx, scale, g, s->n_params, 1.0f / (float)used));
+    float norm = 0;
+    shoal_status st = shoal_grad_clip(ctx, g, s->n_params, c->grad_clip, &norm);
+    if (st == SHOAL_ERR_INVALID_ARG) {
+        SHOAL_LOG_WARN("step %lld: gradient norm is not finite; step skipped", (long long)step + 1);
+        return SHOAL_OK;
+    }
+    SHOAL_CHECK(st);
+    for (int i = 0; i < shoal_gpt_num_tensors(m); i++) {
+        const shoal_gpt_tensor *t = shoal_gpt_tensor_at(m, i);
+        SHOAL_CHECK(SHOAL_OP(ctx, adamw_update, p + t->offset, g + t->offset, s->adam_m + t->offset,
+                             s->adam_v + t->offset, t->numel, lr, c->beta1, c->beta2, c->eps,
+                             t->decay ? c->weight_decay : 0.0f, (int)step + 1, 1.0f));
+    }
+    return SHOAL_OK;
+}
+
+static shoal_status check_config(const shoal_trainer_config *c, const shoal_gpt *m) {
+    const shoal_gpt_config *mc = shoal_gpt_cfg(m);
+    SHOAL_REQUIRE(c->data_dir && c->out_dir, SHOAL_ERR_INVALID_ARG,
+                  "train: --data and --out are required");
+    SHOAL_REQUIRE(c->B >= 1 && c->T >= 1 && c->grad_accum >= 1 && c->grad_accum <= 65536,
+                  SHOAL_ERR_INVALID_ARG,
+                  "train: batch %d, sequence %d, accumulation %d must be "
+                  "positive",
+                  c->B, c->T, c->grad_accum);
+    SHOAL_REQUIRE(c->T <= mc->n_positions, SHOAL_ERR_INVALID_ARG,
+                  "train: sequence length %d is longer than the model's n_positions %d", c->T,
+                  mc->n_positions);
+    SHOAL_REQUIRE(c->steps >= 1 && c->steps < (1ll << 31), SHOAL_ERR_INVALID_ARG,
+                  "train: steps %lld must be in [1, 2^31)", (long long)c->steps);
+    SHOAL_REQUIRE(c->eval_every >= 0 && c->eval_batches >= 0 && c->ckpt_every >= 0 &&
+                      c->stop_after >= 0,
+                  SHOAL_ERR_INVALID_ARG, "train: negative eval/checkpoint interval");
+    SHOAL_REQUIRE(isfinite(c->weight_decay) && c->weight_decay >= 0 && c->beta1 >= 0 &&
+                      c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->eps > 0 &&
+                      isfinite(c->grad_clip),
+                  SHOAL_ERR_INVALID_ARG, "train: optimizer settings out of range");
+    shoal_lr_schedule sch = {c->lr, c->min_lr_ratio, c->warmup_steps, c->steps};
+    return shoal_lr_schedule_check(&sch);
+}
+
+shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
+                               shoal_trainer_result *res) {
+    SHOAL_REQUIRE(m && cfg, SHOAL_ERR_INVALID_ARG, "train: no model or config");
+    SHOAL_CHECK(check_config(cfg, m));
+    SHOAL_REQUIRE(shoal_gpt_ctx(m)->backend == SHOAL_BACKEND_CPU, SHOAL_ERR_UNSUPPORTED,
+                  "train: the trainer runs on CPU contexts only in this build");
+    shoal_trainer_result r = {0};
+    r.first_loss = r.last_loss = r.first_val_loss = r.val_loss = NAN;
+    run_state s = {0};
+    s.cfg = cfg;
+    s.m = m;
+    s.n_params = shoal_gpt_num_params(m);
+    shoal_status st = SHOAL_OK;
+    shoal_progress bar;
+    int bar_on = 0;
+    const shoal_gpt_config *mc = shoal_gpt_cfg(m);
+
+    SHOAL_CHECK_GOTO(shoal_dataset_load(cfg->data_dir, &s.ds));
+    SHOAL_CHECK_GOTO(shoal_dataset_verify(s.ds));
+    SHOAL_REQUIRE_GOTO(s.ds->vocab_size <= (uint32_t)mc->vocab_size, SHOAL_ERR_INVALID_ARG,
+                       "%s: the data was tokenized with a vocabulary of %u, larger than the "
+                       "model's %d",
+                       cfg->data_dir, s.ds->vocab_size, mc->vocab_size);
+    shoal_loader_config lc = {cfg->B, cfg->T, 0, 1, cfg->seed, 1, 1};
+    SHOAL_CHECK_GOTO(shoal_loader_open_split(s.ds, "train", &lc, &s.train));
+    if (s.ds->val.n_shards > 0) {
+        shoal_loader_config vc = {cfg->B, cfg->T, 0, 1, 0, 0, 0};
+        if (shoal_loader_open_split(s.ds, "val", &vc, &s.val) != SHOAL_OK)
+            SHOAL_LOG_WARN("%s: validation split unusable at T=%d; no validation loss",
+                           cfg->data_dir, cfg->T);
+    }
+    size_t n = (size_t)cfg->B * (size_t)cfg->T;
+    s.tok = malloc(n * sizeof *s.tok);
+    s.tgt = malloc(n * sizeof *s.tgt);
+    s.mask = malloc(n);
+    s.adam_m = calloc(s.n_params, sizeof(float));
+    s.adam_v = calloc(s.n_params, sizeof(float));
+    SHOAL_REQUIRE_GOTO(s.tok && s.tgt && s.mask && s.adam_m && s.adam_v, SHOAL_ERR_NOMEM,
+                       "train: out of memory for the optimizer state (%zu parameters)", s.n_params);
+    char dir[SHOAL_MAX_PATH];
+    SHOAL_CHECK_GOTO(shoal_path_join(dir, sizeof dir, cfg->out_dir, CKPT_DIR));
+    SHOAL_CHECK_GOTO(shoal_path_join(s.ckpt_path, sizeof s.ckpt_path, dir, CKPT_FILE));
+
+    int64_t step = 0;
+    if (cfg->resume && shoal_path_exists(s.ckpt_path)) {
+        SHOAL_CHECK_GOTO(load_checkpoint(&s, &step));
+        SHOAL_LOG_INFO("resumed from %s at step %lld", s.ckpt_path, (long long)step);
+    }
+    r.start_step = step;
+    shoal_lr_schedule sch = {cfg->lr, cfg->min_lr_ratio, cfg->warmup_steps, cfg->steps};
+    int64_t end = cfg->steps;
+    if (cfg->stop_after > 0 && cfg->stop_after < end) end = cfg->stop_after;
+    if (cfg->progress) {
+        shoal_progress_init(&bar, cfg->progress, "train", "step", cfg->steps, step);
+        bar_on = 1;
+    }
+    double t0 = shoal_now_s();
+    uint64_t tokens_per_step = (uint64_t)n * (uint64_t)cfg->grad_accum;
+    for (; step < end; step++) {
+        float lr = (float)shoal_lr_schedule_at(&sch, step), loss = NAN;
+        SHOAL_CHECK_GOTO(train_step(&s, step, lr, &loss));
+        r.tokens += tokens_per_step;
+        if (isnan(r.first_loss)) r.first_loss = loss;
+        r.last_loss = loss;
+        int last = step + 1 == end;
+        if (s.val &&
+            ((cfg->eval_every && (step + 1) % cfg->eval_every == 0) || step + 1 == cfg->steps)) {
+            float vl = NAN;
+            SHOAL_CHECK_GOTO(evaluate(&s, &vl));
+            if (isnan(r.first_val_loss)) r.first_val_loss = vl;
+            r.val_loss = vl;
+            if (cfg->progress)
+                fprintf(cfg->progress, "%sstep %lld: val loss %.4f\n",
+                        bar_on && bar.is_tty ? "\n" : "", (long long)step + 1, vl);
+        }
+        if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || last)
+            SHOAL_CHECK_GOTO(save_checkpoint(&s, step + 1));
+        if (bar_on) {
+            double dt = shoal_now_s() - t0;
+            char suffix[128];
+            snprintf(suffix, sizeof suffix, "loss %.4f lr %.2e %.0f tok/s", loss, lr,
+                     dt > 0 ? (double)r.tokens / dt : 0.0);
+            shoal_progress_update(&bar, step + 1, suffix, 0);
+        }
+    }
+    double dt = shoal_now_s() - t0;
+    r.end_step = step;
+    r.tokens_per_s = dt > 0 ? (double)r.tokens / dt : 0;
+    if (bar_on) {
+        char suffix[96];
+        snprintf(suffix, sizeof suffix, "loss %.4f %.0f tok/s", r.last_loss, r.tokens_per_s);
+        shoal_progress_finish(&bar, step, suffix);
+    }
+    if (cfg->save_model && step == cfg->steps) {
+        json_t *prov =
+            json_pack("{s:s, s:s, s:I, s:f, s:f}", "data_sha256", s.ds->source_sha256, "data_dir",
+                      cfg->data_dir, "steps", (json_int_t)step, "final_train_loss",
+                      isnan(r.last_loss) ? -1.0 : (double)r.last_loss, "final_val_loss",
+                      isnan(r.val_loss) ? -1.0 : (double)r.val_loss);
+        SHOAL_REQUIRE_GOTO(prov, SHOAL_ERR_NOMEM, "train: out of memory");
+        st = shoal_gpt_save_dir_ex(m, cfg->out_dir, SHOAL_DTYPE_F32, prov);
+        json_decref(prov);
+        if (st != SHOAL_OK) goto cleanup;
+    }
+    if (res) *res = r;
+cleanup:
+    free(s.tok);
+    free(s.tgt);
+    free(s.mask);
+    free(s.adam_m);
+    free(s.adam_v);
+    shoal_loader_free(s.train);
+    shoal_loader_free(s.val);
+    shoal_dataset_free(s.ds);
+    return st;
+}
