@@ -47,6 +47,18 @@ typedef struct {
     int resume;           /* continue from out_dir/checkpoint when it exists */
     int save_model;       /* write the HF model directory at the end (1 by default) */
     FILE *progress;       /* progress bar / lines; NULL: quiet */
+    /* DP-SGD (worker/train/dpsgd.h), on when dp_clip > 0. The examples are the train split's
+     * N windows; every step takes a Poisson batch at q = B*grad_accum / N (so B*grad_accum is
+     * the EXPECTED batch), processed B examples at a time, clipped per example to dp_clip,
+     * noised (σ = dp_noise) and divided by q*N; grad_clip is not used. dp_noise = 0 with
+     * dp_epsilon > 0 solves σ for `steps` steps; dp_epsilon > 0 is also a budget: a run whose
+     * plan (resumed steps included) exceeds it refuses to start. The accountant's state is
+     * saved beside each checkpoint (checkpoint/dp_accountant.json) and continued on resume;
+     * ε so far is in the progress line and shoal.json ("dp"). DP runs draw fresh secure
+     * randomness after a resume, so they are not bit-exact across resumes. */
+    double dp_clip, dp_noise, dp_delta, dp_epsilon;
+    int dp_noise_fast;     /* FAST noise instead of EXACT (see docs/privacy.md) */
+    uint64_t dp_test_seed; /* TEST ONLY: deterministic sampling and noise (not private) */
 } shoal_trainer_config;
 
 typedef struct {
@@ -55,6 +67,7 @@ typedef struct {
     float first_val_loss, val_loss; /* first and last validation loss; NAN when none */
     double tokens_per_s;
     uint64_t tokens; /* tokens processed by this run */
+    double dp_epsilon, dp_sigma, dp_q; /* DP runs: ε so far (at dp_delta), σ used, q; else 0 */
 } shoal_trainer_result;
 
 /* GPT-2-style defaults: B 8, T 64, accumulation 1, 100 steps, lr 3e-4 -> 10%, warmup 10,
