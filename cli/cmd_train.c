@@ -71,21 +71,36 @@ int shoal_cmd_train(int argc, char **argv) {
         int is_num = num(v, &x), whole = is_num && x == floor(x) && x >= 0 && x < 9e15;
 #define INT_OPT(name, field)                                                                       \
     if (!strcmp(o, name)) {                                                                        \
-        if (!whole) return bad("expected a whole number for " name ", got", v);                  \
+        if (!whole) return bad("expected a whole number for " name ", got", v);                    \
         field = x;                                                                                 \
         continue;                                                                                  \
     }
 #define NUM_OPT(name, field)                                                                       \
     if (!strcmp(o, name)) {                                                                        \
-        if (!is_num) return bad("expected a number for " name ", got", v);                       \
+        if (!is_num) return bad("expected a number for " name ", got", v);                         \
         field = x;                                                                                 \
         continue;                                                                                  \
     }
-        if (!strcmp(o, "--model")) { model = v; continue; }
-        if (!strcmp(o, "--config")) { config = v; continue; }
-        if (!strcmp(o, "--data")) { c.data_dir = v; continue; }
-        if (!strcmp(o, "--out")) { c.out_dir = v; continue; }
-        if (!strcmp(o, "--dp-noise-mode")) { mode = v; continue; }
+        if (!strcmp(o, "--model")) {
+            model = v;
+            continue;
+        }
+        if (!strcmp(o, "--config")) {
+            config = v;
+            continue;
+        }
+        if (!strcmp(o, "--data")) {
+            c.data_dir = v;
+            continue;
+        }
+        if (!strcmp(o, "--out")) {
+            c.out_dir = v;
+            continue;
+        }
+        if (!strcmp(o, "--dp-noise-mode")) {
+            mode = v;
+            continue;
+        }
         INT_OPT("--steps", c.steps)
         INT_OPT("--batch", c.B)
         INT_OPT("--seq", c.T)
@@ -124,7 +139,8 @@ int shoal_cmd_train(int argc, char **argv) {
         if (shoal_gpt_load_dir(model, &m) != SHOAL_OK) return 1;
     } else {
         shoal_gpt_config mc;
-        if (shoal_gpt_config_load(config, &mc) != SHOAL_OK || shoal_gpt_create(&mc, &m) != SHOAL_OK ||
+        if (shoal_gpt_config_load(config, &mc) != SHOAL_OK ||
+            shoal_gpt_create(&mc, &m) != SHOAL_OK ||
             shoal_gpt_init_random(m, (uint64_t)init_seed) != SHOAL_OK) {
             shoal_gpt_free(m);
             return 1;

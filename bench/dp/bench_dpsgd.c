@@ -33,7 +33,7 @@ static double median(double *v, int n) {
 #define DIE(st)                                                                                    \
     do {                                                                                           \
         if ((st) != SHOAL_OK) {                                                                    \
-            fprintf(stderr, "bench_dpsgd: failed at line %d\n", __LINE__);                        \
+            fprintf(stderr, "bench_dpsgd: failed at line %d\n", __LINE__);                         \
             exit(2);                                                                               \
         }                                                                                          \
     } while (0)
@@ -42,11 +42,16 @@ int main(int argc, char **argv) {
     const char *model = "tiny";
     int B = 8, T = 64, steps = 5, threads = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--B")) B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--T")) T = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--B"))
+            B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--T"))
+            T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps"))
+            steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_dpsgd [--model tiny|gpt2] [--B 8] [--T 64] [--steps 5] "
                             "[--threads 2]\n");
@@ -76,8 +81,8 @@ int main(int argc, char **argv) {
         if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
         fclose(f);
     }
-    printf("# bench_dpsgd: model %s (%zu params), B=%d T=%d, %d threads, %s, load %.1f\n", model,
-           P, B, T, threads, shoal_kernels_cpu_gemm_name(), load[0]);
+    printf("# bench_dpsgd: model %s (%zu params), B=%d T=%d, %d threads, %s, load %.1f\n", model, P,
+           B, T, threads, shoal_kernels_cpu_gemm_name(), load[0]);
     shoal_ctx *ctx = shoal_gpt_ctx(m);
     int adam_step = 0;
     for (int mode = 0; mode < 2; mode++) {
@@ -90,9 +95,11 @@ int main(int argc, char **argv) {
         c.noise_threads = threads;
         shoal_dpsgd *dp = NULL;
         DIE(shoal_dpsgd_init(&c, m, NULL, &dp));
-        double *tn = calloc((size_t)steps, sizeof(double)), *td = calloc((size_t)steps, sizeof(double));
+        double *tn = calloc((size_t)steps, sizeof(double)),
+               *td = calloc((size_t)steps, sizeof(double));
         double *ratio = calloc((size_t)steps, sizeof(double));
-        double *rnn = calloc((size_t)steps, sizeof(double)), *tno = calloc((size_t)steps, sizeof(double));
+        double *rnn = calloc((size_t)steps, sizeof(double)),
+               *tno = calloc((size_t)steps, sizeof(double));
         shoal_dpsgd_step_info info;
         uint64_t idx[4096];
         for (int k = -1; k < steps; k++) { /* k = -1: warm-up */

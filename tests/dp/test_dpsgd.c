@@ -42,8 +42,10 @@ static void test_sampler(void) {
         size_t n = 0;
         CHECK(shoal_dpsgd_sample(dp, idx, CAP, &n) == SHOAL_OK);
         for (size_t i = 0; i < n; i++) {
-            if (idx[i] >= c.n_examples || (i && idx[i] <= idx[i - 1])) ok_order = 0;
-            else hits[idx[i]]++;
+            if (idx[i] >= c.n_examples || (i && idx[i] <= idx[i - 1]))
+                ok_order = 0;
+            else
+                hits[idx[i]]++;
         }
         total += (double)n;
         total_sq += (double)n * n;
@@ -143,8 +145,8 @@ static void test_step(void) {
         s2 += z * z;
     }
     double mean = s1 / P, sd = sqrt(s2 / P - mean * mean);
-    printf("  %zu examples, %zu clipped; noise mean %.2e sd %.5f (sigma*C = %.5f)\n", n,
-           n_clipped, mean, sd, c.noise * c.clip);
+    printf("  %zu examples, %zu clipped; noise mean %.2e sd %.5f (sigma*C = %.5f)\n", n, n_clipped,
+           mean, sd, c.noise * c.clip);
     CHECK(fabs(mean) < 5.0 * c.noise * c.clip / sqrt((double)P));
     CHECK(fabs(sd / (c.noise * c.clip) - 1.0) < 0.02);
     double eps = 0, want = 0;

@@ -36,10 +36,13 @@ static void make_batch(int V, int32_t *tok, int32_t *tgt, uint8_t *mask) {
         tgt[i] = (int32_t)(rnd() % (uint32_t)V);
         mask[i] = (uint8_t)(rnd() % 4 != 0);
     }
-    for (int t = 0; t < T; t++) tok[1 * T + t] = (int32_t)(t % 3); /* many repeated rows */
-    for (int t = 0; t < T / 2; t++) mask[2 * T + t] = 0;            /* a prompt-style mask */
-    tgt[2 * T + T - 1] = -1;                                          /* ignored target */
-    for (int t = 0; t < T; t++) mask[3 * T + t] = 0;                /* counts no token */
+    for (int t = 0; t < T; t++)
+        tok[1 * T + t] = (int32_t)(t % 3); /* many repeated rows */
+    for (int t = 0; t < T / 2; t++)
+        mask[2 * T + t] = 0; /* a prompt-style mask */
+    tgt[2 * T + T - 1] = -1; /* ignored target */
+    for (int t = 0; t < T; t++)
+        mask[3 * T + t] = 0; /* counts no token */
     /* example 4: a target equal to an input token of the same example (cross term) */
     tgt[4 * T + 5] = tok[4 * T + 9];
 }
@@ -75,7 +78,8 @@ static void test_norms_and_clipping(void) {
     double ref_norms[B];
     brute(m, tok, tgt, mask, g, ref_norms);
     CHECK(ref_norms[3] == 0.0);
-    for (int b = 0; b < B; b++) CHECK(b == 3 || ref_norms[b] > 0.0);
+    for (int b = 0; b < B; b++)
+        CHECK(b == 3 || ref_norms[b] > 0.0);
 
     shoal_gpt_norm_mode modes[] = {SHOAL_GPT_NORM_AUTO, SHOAL_GPT_NORM_GHOST,
                                    SHOAL_GPT_NORM_MATERIALISE};
@@ -90,8 +94,8 @@ static void test_norms_and_clipping(void) {
             if (rel > worst) worst = rel;
             CHECK(rel <= 1e-5);
         }
-        printf("  mode %d: worst relative norm error %.2e (norms %.4f %.4f %.4f %.4f %.4f)\n",
-               mi, worst, norms[0], norms[1], norms[2], norms[3], norms[4]);
+        printf("  mode %d: worst relative norm error %.2e (norms %.4f %.4f %.4f %.4f %.4f)\n", mi,
+               worst, norms[0], norms[1], norms[2], norms[3], norms[4]);
 
         /* clip at a norm between the examples' so that some are clipped and some are not */
         double Cn = (ref_norms[0] + ref_norms[1] + ref_norms[2]) / 3.0;
@@ -103,18 +107,20 @@ static void test_norms_and_clipping(void) {
         CHECK(shoal_gpt_dp_backward_weighted(m, f) == SHOAL_OK);
         memset(ref, 0, P * sizeof(float));
         for (int b = 0; b < B; b++)
-            for (size_t i = 0; i < P; i++) ref[i] += f[b] * g[(size_t)b * P + i];
+            for (size_t i = 0; i < P; i++)
+                ref[i] += f[b] * g[(size_t)b * P + i];
         double dn = 0.0, rn = 0.0;
         const float *got = shoal_gpt_grads(m);
         for (size_t i = 0; i < P; i++) {
             dn += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
             rn += (double)ref[i] * ref[i];
         }
-        printf("  mode %d: clipped sum relative error %.2e (||sum|| %.4f, %zu of %d clipped)\n",
-               mi, sqrt(dn / rn), sqrt(rn), n_clipped, B);
+        printf("  mode %d: clipped sum relative error %.2e (||sum|| %.4f, %zu of %d clipped)\n", mi,
+               sqrt(dn / rn), sqrt(rn), n_clipped, B);
         CHECK(sqrt(dn / rn) <= 1e-5);
         /* each clipped example's contribution is within C */
-        for (int b = 0; b < B; b++) CHECK(f[b] * norms[b] <= Cn * (1 + 1e-6));
+        for (int b = 0; b < B; b++)
+            CHECK(f[b] * norms[b] <= Cn * (1 + 1e-6));
     }
     free(ref);
     free(g);

@@ -22,7 +22,8 @@ static shoal_status byte_encode(void *ctx, const char *text, size_t len, int32_t
     (void)ctx;
     *ids = malloc(len ? len * sizeof **ids : 1);
     if (!*ids) return SHOAL_ERR_NOMEM;
-    for (size_t i = 0; i < len; i++) (*ids)[i] = (unsigned char)text[i];
+    for (size_t i = 0; i < len; i++)
+        (*ids)[i] = (unsigned char)text[i];
     *n = len;
     return SHOAL_OK;
 }
@@ -47,8 +48,8 @@ static const char *make_dataset(void) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         int c = (int)((r >> 33) % 4);
         len += (size_t)snprintf(s + len, cap - len,
-                                "{\"prompt\":\"m: %s %d\\nr:\",\"completion\":\" %s\"}\n",
-                                words[c], (int)((r >> 45) % 100), routes[c]);
+                                "{\"prompt\":\"m: %s %d\\nr:\",\"completion\":\" %s\"}\n", words[c],
+                                (int)((r >> 45) % 100), routes[c]);
     }
     CHECK_EQ_INT(shoal_file_write_atomic(jsonl, s, len), SHOAL_OK);
     free(s);

@@ -28,19 +28,19 @@ enum { MAX_NT = 256 };
 
 typedef struct {
     shoal_gpt_norm_mode mode;
-    int nt;             /* threads over examples */
-    double *nsq;        /* (B) running squared norms */
-    shoal_ctx *tctx;    /* (nt) one-thread contexts for per-example GEMMs */
-    float *gram;        /* (nt, 2, T, T) Gram matrices */
-    float *W;           /* (nt, W_cap) materialised per-example weight gradients */
+    int nt;          /* threads over examples */
+    double *nsq;     /* (B) running squared norms */
+    shoal_ctx *tctx; /* (nt) one-thread contexts for per-example GEMMs */
+    float *gram;     /* (nt, 2, T, T) Gram matrices */
+    float *W;        /* (nt, W_cap) materialised per-example weight gradients */
     size_t W_cap;
-    double *lnbuf;      /* (nt, 2C) layernorm per-example gradients */
+    double *lnbuf; /* (nt, 2C) layernorm per-example gradients */
 } norm_ctx;
 
 /* The stored output gradients of the norms pass, (N, width) each, in dp_block. */
 typedef struct {
-    float *lnf, *enc;                               /* (N,C) */
-    float *fcp, *fc, *ln2, *attp, *qkv, *ln1;       /* per layer: (N,C) (N,4C) (N,C) (N,C) (N,3C) (N,C) */
+    float *lnf, *enc;                         /* (N,C) */
+    float *fcp, *fc, *ln2, *attp, *qkv, *ln1; /* per layer: (N,C) (N,4C) (N,C) (N,C) (N,3C) (N,C) */
 } dp_store;
 
 static size_t store_floats(const shoal_gpt_config *c, size_t N) {
@@ -82,7 +82,8 @@ static shoal_status linear_norms(norm_ctx *nc, const float *inp, const float *do
         nc->W_cap = need;
     }
     shoal_status sts[MAX_NT];
-    for (int i = 0; i < nc->nt; i++) sts[i] = SHOAL_OK;
+    for (int i = 0; i < nc->nt; i++)
+        sts[i] = SHOAL_OK;
 #pragma omp parallel for num_threads(nc->nt) schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         int th = 0;
@@ -99,25 +100,29 @@ static shoal_status linear_norms(norm_ctx *nc, const float *inp, const float *do
             if (st == SHOAL_OK)
                 st = SHOAL_OP(ctx, matmul_forward, G, g, g, NULL, T, OC, T, SHOAL_W_OUT_IN);
             size_t TT = (size_t)T * T;
-            for (size_t i = 0; i < TT; i++) s += (double)A[i] * (double)G[i];
+            for (size_t i = 0; i < TT; i++)
+                s += (double)A[i] * (double)G[i];
         } else {
             float *W = nc->W + (size_t)th * nc->W_cap;
             memset(W, 0, need * sizeof(float));
             st = SHOAL_OP(ctx, matmul_backward, NULL, W, NULL, g, a, NULL, T, IC, OC,
                           SHOAL_W_IN_OUT);
-            for (size_t i = 0; i < need; i++) s += (double)W[i] * (double)W[i];
+            for (size_t i = 0; i < need; i++)
+                s += (double)W[i] * (double)W[i];
         }
         if (st != SHOAL_OK) sts[th] = st;
         if (has_bias) {
             for (int o = 0; o < OC; o++) {
                 double v = 0.0;
-                for (int t = 0; t < T; t++) v += g[(size_t)t * OC + o];
+                for (int t = 0; t < T; t++)
+                    v += g[(size_t)t * OC + o];
                 s += v * v;
             }
         }
         nc->nsq[b] += s;
     }
-    for (int i = 0; i < nc->nt; i++) SHOAL_CHECK(sts[i]);
+    for (int i = 0; i < nc->nt; i++)
+        SHOAL_CHECK(sts[i]);
     return SHOAL_OK;
 }
 
@@ -142,14 +147,16 @@ static void layernorm_norms(norm_ctx *nc, const float *dout, const float *inp, c
             }
         }
         double s = 0.0;
-        for (int c = 0; c < 2 * C; c++) s += dw[c] * dw[c];
+        for (int c = 0; c < 2 * C; c++)
+            s += dw[c] * dw[c];
         nc->nsq[b] += s;
     }
 }
 
 static double dot(const float *x, const float *y, int n) {
     double s = 0.0;
-    for (int i = 0; i < n; i++) s += (double)x[i] * y[i];
+    for (int i = 0; i < n; i++)
+        s += (double)x[i] * y[i];
     return s;
 }
 
@@ -196,8 +203,8 @@ static shoal_status norms_walk(shoal_gpt *m, norm_ctx *nc) {
     SHOAL_CHECK(linear_norms(nc, a->lnf, a->logits, B, T, C, V, 0));
     layernorm_norms(nc, g0.lnf, last, a->lnf_mean, a->lnf_rstd, B, T, C);
     OP(zero, a->dres, NC * sizeof(float));
-    OP(layernorm_backward, a->dres, NULL, NULL, g0.lnf, last, m->w.lnf_w, a->lnf_mean,
-       a->lnf_rstd, N, C);
+    OP(layernorm_backward, a->dres, NULL, NULL, g0.lnf, last, m->w.lnf_w, a->lnf_mean, a->lnf_rstd,
+       N, C);
 
     for (int l = L - 1; l >= 0; l--) {
         const gpt_layer *w = &m->w.h[l];
@@ -225,8 +232,7 @@ static shoal_status norms_walk(shoal_gpt *m, norm_ctx *nc) {
 
         memcpy(s.attp, a->dres, NC * sizeof(float));
         OP(zero, a->dbtc, NC * sizeof(float));
-        OP(matmul_backward, a->dbtc, NULL, NULL, s.attp, atty, w->attp_w, N, C, C,
-           SHOAL_W_IN_OUT);
+        OP(matmul_backward, a->dbtc, NULL, NULL, s.attp, atty, w->attp_w, N, C, C, SHOAL_W_IN_OUT);
         SHOAL_CHECK(linear_norms(nc, atty, s.attp, B, T, C, C, 1));
         OP(zero, s.qkv, 3 * NC * sizeof(float));
         OP(attention_backward, s.qkv, a->dbtc, qkv, att, B, T, C, NH);
@@ -276,7 +282,8 @@ shoal_status shoal_gpt_per_example_grad_norms_ex(shoal_gpt *m, shoal_gpt_norm_mo
     nc.lnbuf = malloc((size_t)nc.nt * 2 * C * sizeof(double));
     SHOAL_REQUIRE_GOTO(nc.nsq && nc.tctx && nc.gram && nc.lnbuf, SHOAL_ERR_NOMEM,
                        "per-example norms: out of memory");
-    for (; n_ctx < nc.nt; n_ctx++) SHOAL_CHECK_GOTO(shoal_ctx_init_cpu(&nc.tctx[n_ctx], 1));
+    for (; n_ctx < nc.nt; n_ctx++)
+        SHOAL_CHECK_GOTO(shoal_ctx_init_cpu(&nc.tctx[n_ctx], 1));
 
     /* dlogits with example b's rows scaled by 1/count_b: the gradient of L_b */
     SHOAL_CHECK_GOTO(SHOAL_OP(&m->ctx, crossentropy_backward, a->logits, a->logits, a->lse,
@@ -289,14 +296,16 @@ shoal_status shoal_gpt_per_example_grad_norms_ex(shoal_gpt *m, shoal_gpt_norm_mo
         }
         /* count 0: the rows are already zero */
         if (count > 1)
-            SHOAL_CHECK_GOTO(SHOAL_OP(&m->ctx, scale, a->logits + (size_t)b * T * V,
-                                      (size_t)T * V, (float)(1.0 / count)));
+            SHOAL_CHECK_GOTO(SHOAL_OP(&m->ctx, scale, a->logits + (size_t)b * T * V, (size_t)T * V,
+                                      (float)(1.0 / count)));
     }
     SHOAL_CHECK_GOTO(norms_walk(m, &nc));
-    for (int b = 0; b < B; b++) norms[b] = sqrt(nc.nsq[b] > 0.0 ? nc.nsq[b] : 0.0);
+    for (int b = 0; b < B; b++)
+        norms[b] = sqrt(nc.nsq[b] > 0.0 ? nc.nsq[b] : 0.0);
     m->dp_ready = 1;
 cleanup:
-    for (int i = 0; i < n_ctx; i++) shoal_ctx_free(&nc.tctx[i]);
+    for (int i = 0; i < n_ctx; i++)
+        shoal_ctx_free(&nc.tctx[i]);
     free(nc.lnbuf);
     free(nc.W);
     free(nc.gram);
@@ -316,7 +325,8 @@ static void scale_rows(float *x, const float *f, int N, int T, int width, int nt
         float s = f[r / T];
         if (s == 1.0f) continue;
         float *row = x + (size_t)r * width;
-        for (int i = 0; i < width; i++) row[i] *= s;
+        for (int i = 0; i < width; i++)
+            row[i] *= s;
     }
 }
 
@@ -350,8 +360,7 @@ shoal_status shoal_gpt_dp_backward_weighted(shoal_gpt *m, const float *factors) 
         scale_rows(s.ln1, factors, N, T, C, nt);
     }
     scale_rows(a->lnf, factors, N, T, C, nt);
-    OP(matmul_backward, NULL, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, N, C, V,
-       SHOAL_W_OUT_IN);
+    OP(matmul_backward, NULL, m->g.wte, NULL, a->logits, a->lnf, m->w.wte, N, C, V, SHOAL_W_OUT_IN);
     const float *last = a->res3 + (size_t)(L - 1) * NC;
     OP(layernorm_backward, NULL, m->g.lnf_w, m->g.lnf_b, g0.lnf, last, m->w.lnf_w, a->lnf_mean,
        a->lnf_rstd, N, C);

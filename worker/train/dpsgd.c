@@ -17,23 +17,23 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "privacy/rdp.h"
 #include "privacy/clip.h"
+#include "privacy/rdp.h"
 #include "privacy/rng.h"
 #include "worker/model/gpt_dp.h"
 
 struct shoal_dpsgd {
     shoal_dpsgd_config cfg;
-    uint64_t d;          /* parameters */
+    uint64_t d; /* parameters */
     double sigma_eff;
     shoal_dp_accountant *acct;
     shoal_dp_rng **rngs; /* cfg.noise_threads generators; rngs[0] also samples batches */
     int drawn;           /* a batch was drawn and not yet used by a step */
     size_t drawn_n;
-    int not_poisson;     /* some step used a batch that was not drawn here */
-    uint64_t steps;      /* steps of this object (the accountant may hold more, resumed) */
-    double *norms;       /* (micro_batch) */
-    float *factors;      /* (micro_batch) */
+    int not_poisson; /* some step used a batch that was not drawn here */
+    uint64_t steps;  /* steps of this object (the accountant may hold more, resumed) */
+    double *norms;   /* (micro_batch) */
+    float *factors;  /* (micro_batch) */
 };
 
 void shoal_dpsgd_config_default(shoal_dpsgd_config *c) {
@@ -51,12 +51,12 @@ static shoal_status check_config(const shoal_dpsgd_config *c) {
     SHOAL_REQUIRE(isfinite(c->clip) && c->clip > 0, SHOAL_ERR_INVALID_ARG,
                   "dp-sgd: clip norm C=%g must be finite and > 0", c->clip);
     SHOAL_REQUIRE(isfinite(c->noise) && c->noise > 0 && c->noise <= SHOAL_DP_MAX_SIGMA,
-                  SHOAL_ERR_INVALID_ARG, "dp-sgd: noise multiplier %g must be in (0, %g]",
-                  c->noise, SHOAL_DP_MAX_SIGMA);
+                  SHOAL_ERR_INVALID_ARG, "dp-sgd: noise multiplier %g must be in (0, %g]", c->noise,
+                  SHOAL_DP_MAX_SIGMA);
     SHOAL_REQUIRE(c->sample_rate > 0 && c->sample_rate <= 1, SHOAL_ERR_INVALID_ARG,
                   "dp-sgd: sample rate q=%g must be in (0, 1]", c->sample_rate);
-    SHOAL_REQUIRE(c->n_examples >= 1 && c->n_examples <= ((uint64_t)1 << 53),
-                  SHOAL_ERR_INVALID_ARG, "dp-sgd: %llu training examples (need 1 .. 2^53)",
+    SHOAL_REQUIRE(c->n_examples >= 1 && c->n_examples <= ((uint64_t)1 << 53), SHOAL_ERR_INVALID_ARG,
+                  "dp-sgd: %llu training examples (need 1 .. 2^53)",
                   (unsigned long long)c->n_examples);
     SHOAL_REQUIRE(c->delta > 0 && c->delta < 1, SHOAL_ERR_INVALID_ARG,
                   "dp-sgd: delta=%g must be in (0, 1)", c->delta);
@@ -112,7 +112,8 @@ cleanup:
 void shoal_dpsgd_free(shoal_dpsgd *dp) {
     if (!dp) return;
     if (dp->rngs)
-        for (int i = 0; i < dp->cfg.noise_threads; i++) shoal_dp_rng_free(dp->rngs[i]);
+        for (int i = 0; i < dp->cfg.noise_threads; i++)
+            shoal_dp_rng_free(dp->rngs[i]);
     free(dp->rngs);
     free(dp->norms);
     free(dp->factors);
@@ -141,7 +142,8 @@ shoal_status shoal_dpsgd_sample(shoal_dpsgd *dp, uint64_t *idx, size_t cap, size
         i += gap;
         SHOAL_REQUIRE(k < cap, SHOAL_ERR_LIMIT,
                       "dp-sgd: the Poisson batch has more than %zu examples (expected %.1f); "
-                      "draw discarded, retry with a larger buffer", cap, q * (double)N);
+                      "draw discarded, retry with a larger buffer",
+                      cap, q * (double)N);
         idx[k++] = i;
         if (++i >= N) break;
     }
@@ -159,11 +161,12 @@ static shoal_status add_noise(shoal_dpsgd *dp, float *x, size_t n) {
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int i = 0; i < nt; i++) {
         size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
-        sts[i] = hi > lo ? shoal_dp_add_noise(dp->rngs[i], dp->cfg.noise_mode, stddev, x + lo,
-                                              hi - lo)
-                         : SHOAL_OK;
+        sts[i] = hi > lo
+                     ? shoal_dp_add_noise(dp->rngs[i], dp->cfg.noise_mode, stddev, x + lo, hi - lo)
+                     : SHOAL_OK;
     }
-    for (int i = 0; i < nt; i++) SHOAL_CHECK(sts[i]);
+    for (int i = 0; i < nt; i++)
+        SHOAL_CHECK(sts[i]);
     return SHOAL_OK;
 }
 
@@ -190,8 +193,8 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
         for (size_t i = 0; i < cnt; i++)
             counted += targets[off + i] >= 0 && (!mask || mask[off + i]);
         if (counted == 0) continue; /* every example here has a zero gradient */
-        SHOAL_CHECK(shoal_gpt_forward(m, tokens + off, targets + off, mask ? mask + off : NULL,
-                                      nb, T, NULL));
+        SHOAL_CHECK(shoal_gpt_forward(m, tokens + off, targets + off, mask ? mask + off : NULL, nb,
+                                      T, NULL));
         tl = shoal_gpt_token_losses(m);
         for (int b = 0; b < nb; b++) {
             double s = 0.0;
@@ -213,7 +216,8 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
         SHOAL_CHECK(shoal_dp_clip_factors(dp->norms, (size_t)nb, dp->cfg.clip, dp->factors, &nc));
         SHOAL_CHECK(shoal_gpt_dp_backward_weighted(m, dp->factors));
         clipped += nc;
-        for (int b = 0; b < nb; b++) norm_sum += dp->norms[b];
+        for (int b = 0; b < nb; b++)
+            norm_sum += dp->norms[b];
     }
     float *g = shoal_gpt_grads(m);
     double t1 = shoal_now_s();
@@ -256,7 +260,9 @@ const shoal_dp_accountant *shoal_dpsgd_accountant(const shoal_dpsgd *dp) {
     return dp ? dp->acct : NULL;
 }
 
-double shoal_dpsgd_accounted_noise(const shoal_dpsgd *dp) { return dp ? dp->sigma_eff : NAN; }
+double shoal_dpsgd_accounted_noise(const shoal_dpsgd *dp) {
+    return dp ? dp->sigma_eff : NAN;
+}
 
 shoal_status shoal_dpsgd_plan_epsilon(const shoal_dp_accountant *acct, double q, double sigma,
                                       uint64_t d, uint64_t steps, double delta, double *eps) {
@@ -274,8 +280,8 @@ shoal_status shoal_dpsgd_plan_epsilon(const shoal_dp_accountant *acct, double q,
     return st;
 }
 
-shoal_status shoal_dpsgd_noise_for_epsilon(double target_eps, double q, uint64_t d,
-                                           uint64_t steps, double delta, double *sigma) {
+shoal_status shoal_dpsgd_noise_for_epsilon(double target_eps, double q, uint64_t d, uint64_t steps,
+                                           double delta, double *sigma) {
     SHOAL_REQUIRE(sigma != NULL, SHOAL_ERR_INVALID_ARG, "shoal_dpsgd_noise_for_epsilon: NULL");
     double s_eff = 0.0;
     SHOAL_CHECK(shoal_dp_noise_for_epsilon(target_eps, q, steps, delta, &s_eff));
@@ -283,7 +289,8 @@ shoal_status shoal_dpsgd_noise_for_epsilon(double target_eps, double q, uint64_t
     double k = sqrt((double)d) * 0x1.0p-24;
     SHOAL_REQUIRE(s_eff * k < 0.5, SHOAL_ERR_LIMIT,
                   "dp-sgd: the noise multiplier %g needed for epsilon %g is too large for the "
-                  "noise grid on %llu parameters", s_eff, target_eps, (unsigned long long)d);
+                  "noise grid on %llu parameters",
+                  s_eff, target_eps, (unsigned long long)d);
     double s = s_eff / (1.0 - s_eff * k);
     for (int i = 0; i < 60; i++) { /* guard the rounding of the inversion: meet the target */
         double e = 0.0;
@@ -307,15 +314,15 @@ shoal_status shoal_dpsgd_provenance(const shoal_dpsgd *dp, json_t **out) {
         SHOAL_CHECK(shoal_dp_accountant_epsilon(dp->acct, dp->cfg.delta, &eps, NULL));
     json_t *acct = json_pack("{s:s, s:i, s:s}", "format", SHOAL_DP_ACCOUNTANT_FORMAT, "version",
                              SHOAL_DP_ACCOUNTANT_VERSION, "series", "magnitude");
-    json_t *j = json_pack(
-        "{s:o, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:s, s:s, s:o}", "epsilon",
-        isfinite(eps) ? json_real(eps) : json_null(), "delta", dp->cfg.delta, "noise_multiplier",
-        dp->cfg.noise, "accounted_noise_multiplier", dp->sigma_eff, "clip", dp->cfg.clip,
-        "sample_rate", dp->cfg.sample_rate, "examples", (json_int_t)dp->cfg.n_examples,
-        "expected_batch", dp->cfg.sample_rate * (double)dp->cfg.n_examples, "steps",
-        (json_int_t)shoal_dp_accountant_total_steps(dp->acct), "sampler",
-        dp->not_poisson ? "not poisson" : "poisson", "noise_mode",
-        shoal_dp_noise_mode_name(dp->cfg.noise_mode), "accountant", acct);
+    json_t *j = json_pack("{s:o, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:s, s:s, s:o}", "epsilon",
+                          isfinite(eps) ? json_real(eps) : json_null(), "delta", dp->cfg.delta,
+                          "noise_multiplier", dp->cfg.noise, "accounted_noise_multiplier",
+                          dp->sigma_eff, "clip", dp->cfg.clip, "sample_rate", dp->cfg.sample_rate,
+                          "examples", (json_int_t)dp->cfg.n_examples, "expected_batch",
+                          dp->cfg.sample_rate * (double)dp->cfg.n_examples, "steps",
+                          (json_int_t)shoal_dp_accountant_total_steps(dp->acct), "sampler",
+                          dp->not_poisson ? "not poisson" : "poisson", "noise_mode",
+                          shoal_dp_noise_mode_name(dp->cfg.noise_mode), "accountant", acct);
     SHOAL_REQUIRE(j != NULL, SHOAL_ERR_NOMEM, "dp-sgd: out of memory building provenance");
     *out = j;
     return SHOAL_OK;

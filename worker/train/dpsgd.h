@@ -40,23 +40,23 @@
 #include "worker/model/gpt.h"
 
 typedef struct {
-    double clip;         /* C > 0: per-example L2 clip norm */
-    double noise;        /* σ > 0: noise multiplier (std of the noise / C) */
-    double sample_rate;  /* q in (0, 1]: Poisson sampling rate */
-    uint64_t n_examples; /* N >= 1: examples the sampler draws from */
-    double delta;        /* δ in (0, 1): for ε reports */
+    double clip;                    /* C > 0: per-example L2 clip norm */
+    double noise;                   /* σ > 0: noise multiplier (std of the noise / C) */
+    double sample_rate;             /* q in (0, 1]: Poisson sampling rate */
+    uint64_t n_examples;            /* N >= 1: examples the sampler draws from */
+    double delta;                   /* δ in (0, 1): for ε reports */
     shoal_dp_noise_mode noise_mode; /* EXACT (default) or FAST, privacy/noise.h */
-    int noise_threads;   /* generators drawing noise in parallel; <= 0: the model's threads */
-    int micro_batch;     /* examples per forward/backward (the batch is cut into these); >= 1 */
-    uint64_t test_seed;  /* nonzero: TEST ONLY deterministic generators (not private) */
+    int noise_threads;  /* generators drawing noise in parallel; <= 0: the model's threads */
+    int micro_batch;    /* examples per forward/backward (the batch is cut into these); >= 1 */
+    uint64_t test_seed; /* nonzero: TEST ONLY deterministic generators (not private) */
 } shoal_dpsgd_config;
 
 typedef struct {
-    size_t batch;          /* examples in this step's batch (realised; never logged by us) */
-    size_t clipped;        /* of them, how many had norm > C */
-    double mean_norm;      /* mean per-example gradient norm before clipping (0 if empty) */
-    double mean_loss;      /* mean of the examples' losses that counted tokens (NAN if none) */
-    double epsilon;        /* ε so far at δ after this step (NAN when not reportable) */
+    size_t batch;           /* examples in this step's batch (realised; never logged by us) */
+    size_t clipped;         /* of them, how many had norm > C */
+    double mean_norm;       /* mean per-example gradient norm before clipping (0 if empty) */
+    double mean_loss;       /* mean of the examples' losses that counted tokens (NAN if none) */
+    double epsilon;         /* ε so far at δ after this step (NAN when not reportable) */
     double clip_s, noise_s; /* wall seconds in forward + norms + clipped backward, in noise */
 } shoal_dpsgd_step_info;
 
@@ -102,8 +102,8 @@ shoal_status shoal_dpsgd_plan_epsilon(const shoal_dp_accountant *acct, double q,
                                       uint64_t d, uint64_t steps, double delta, double *eps);
 /* The smallest σ (nominal, what --dp-noise would take) whose plan of `steps` steps at q meets
  * target_eps at δ on a model of d parameters, from zero. LIMIT when none does. */
-shoal_status shoal_dpsgd_noise_for_epsilon(double target_eps, double q, uint64_t d,
-                                           uint64_t steps, double delta, double *sigma);
+shoal_status shoal_dpsgd_noise_for_epsilon(double target_eps, double q, uint64_t d, uint64_t steps,
+                                           double delta, double *sigma);
 
 /* {"epsilon", "delta", "noise_multiplier", "accounted_noise_multiplier", "clip",
  *  "sample_rate", "examples", "expected_batch", "steps", "sampler": "poisson",
