@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "privacy/clip.h"
@@ -62,10 +63,12 @@ static shoal_status check_config(const shoal_dpsgd_config *c) {
                   "dp-sgd: delta=%g must be in (0, 1)", c->delta);
     SHOAL_REQUIRE(c->noise_mode == SHOAL_DP_NOISE_EXACT || c->noise_mode == SHOAL_DP_NOISE_FAST,
                   SHOAL_ERR_INVALID_ARG, "dp-sgd: unknown noise mode %d", (int)c->noise_mode);
-    SHOAL_REQUIRE(c->micro_batch >= 1 && c->micro_batch <= 65536, SHOAL_ERR_INVALID_ARG,
-                  "dp-sgd: micro batch %d must be in [1, 65536]", c->micro_batch);
-    SHOAL_REQUIRE(c->noise_threads <= 256, SHOAL_ERR_INVALID_ARG,
-                  "dp-sgd: %d noise threads (at most 256)", c->noise_threads);
+    SHOAL_REQUIRE(c->micro_batch >= 1 && c->micro_batch <= SHOAL_MAX_DP_MICRO_BATCH,
+                  SHOAL_ERR_INVALID_ARG, "dp-sgd: micro batch %d must be in [1, %d]",
+                  c->micro_batch, SHOAL_MAX_DP_MICRO_BATCH);
+    SHOAL_REQUIRE(c->noise_threads <= SHOAL_MAX_DP_NOISE_THREADS, SHOAL_ERR_INVALID_ARG,
+                  "dp-sgd: %d noise threads (at most %d)", c->noise_threads,
+                  SHOAL_MAX_DP_NOISE_THREADS);
     return SHOAL_OK;
 }
 
@@ -82,6 +85,8 @@ shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
     if (dp->cfg.noise_threads <= 0) {
         dp->cfg.noise_threads = shoal_gpt_ctx((shoal_gpt *)m)->n_threads;
         if (dp->cfg.noise_threads < 1) dp->cfg.noise_threads = 1;
+        if (dp->cfg.noise_threads > SHOAL_MAX_DP_NOISE_THREADS)
+            dp->cfg.noise_threads = SHOAL_MAX_DP_NOISE_THREADS;
     }
     dp->d = shoal_gpt_num_params(m);
     dp->sigma_eff = shoal_dp_effective_noise_multiplier(cfg->noise, dp->d);
@@ -157,7 +162,7 @@ shoal_status shoal_dpsgd_sample(shoal_dpsgd *dp, uint64_t *idx, size_t cap, size
 static shoal_status add_noise(shoal_dpsgd *dp, float *x, size_t n) {
     int nt = dp->cfg.noise_threads;
     double stddev = dp->cfg.noise * dp->cfg.clip;
-    shoal_status sts[256];
+    shoal_status sts[SHOAL_MAX_DP_NOISE_THREADS];
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int i = 0; i < nt; i++) {
         size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
