@@ -6,15 +6,7 @@
 set -euo pipefail
 SHOAL="${SHOAL_BIN:?}"
 SRC="${SHOAL_SOURCE_DIR:?}"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "[ ok ] $1"; }
-bad() { fail=$((fail+1)); echo "[FAIL] $1"; }
-expect() { # expect NAME EXPECTED_RC CMD...
-  local name=$1 want=$2; shift 2
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (rc $rc, want $want)"; cat "$T/err"; fi
-}
+. "${SHOAL_SOURCE_DIR:?}/tests/lib.sh"
 
 M="$T/model"; mkdir -p "$M"
 cp "$SRC"/tests/data/tokenizer/tiny/hf/* "$M/"
@@ -84,5 +76,4 @@ if [ -s "$VOCAB/encoder.json" ]; then
     || bad "vocab mismatch named"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
