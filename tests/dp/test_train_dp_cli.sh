@@ -13,15 +13,7 @@ VOCAB="${SHOAL_VOCAB_DIR:-$HOME/.cache/shoal/gpt2-vocab}"
 if [ ! -s "$VOCAB/encoder.json" ] || [ ! -s "$VOCAB/vocab.bpe" ]; then
   echo "skipped: no GPT-2 vocabulary in $VOCAB (run deploy/install-deps.sh)"; exit 77
 fi
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "[ ok ] $1"; }
-bad() { fail=$((fail+1)); echo "[FAIL] $1"; }
-expect() { # expect NAME EXPECTED_RC CMD...
-  local name=$1 want=$2; shift 2
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (rc $rc, want $want)"; tail -5 "$T/err"; fi
-}
+. "$SRC/tests/lib.sh"
 
 "$SHOAL" data prepare --tokenizer "$VOCAB" --input "$SRC/data/support-routing/support-routing.jsonl" \
   --out "$T/data" >/dev/null
@@ -63,5 +55,4 @@ expect "dp options without --dp-clip" 2 "$SHOAL" train --config "$T/config.json"
 expect "bad noise mode" 2 "$SHOAL" train "${COMMON[@]}" --out "$T/x" --dp-noise-mode wobbly
 expect "train --help" 0 "$SHOAL" train --help
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
