@@ -57,6 +57,10 @@
  * cut into these). Activations and the stored output gradients grow linearly with it; 65536
  * rows is far past what fits in memory at any useful T, so it only rejects nonsense. */
 #define SHOAL_MAX_DP_MICRO_BATCH 65536
+/* worker/train/dpsgd: largest model (parameters) whose DP noise is drawn ahead, while the
+ * step's forward and clipping pass run: the draw is kept as one int64 per parameter, so
+ * 2^24 parameters cost 128 MB. Larger models draw their noise after the clipping pass. */
+#define SHOAL_MAX_DP_PREDRAW_PARAMS ((uint64_t)1 << 24)
 /* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
  * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
 #define SHOAL_MAX_RPC_TOKEN 2048

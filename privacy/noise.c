@@ -240,15 +240,9 @@ shoal_status shoal_dp_gaussian(shoal_dp_rng *r, shoal_dp_noise_mode mode, double
     return SHOAL_OK;
 }
 
-shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
-                                size_t n) {
-    SHOAL_CHECK(check_stddev(stddev));
-    SHOAL_REQUIRE(r != NULL && (x != NULL || n == 0), SHOAL_ERR_INVALID_ARG, "rng or x is NULL");
-    SHOAL_REQUIRE(mode == SHOAL_DP_NOISE_EXACT || mode == SHOAL_DP_NOISE_FAST,
-                  SHOAL_ERR_INVALID_ARG, "unknown noise mode %d", (int)mode);
-    double g = stddev / GRID_SIGMA, inv = GRID_SIGMA / stddev;
-    /* Noise K is at most ~40·2^24 in magnitude; data at most 2^62 - 2^32 grid steps keeps
-     * the integer sum in range. */
+/* Checks shared by both noise-addition entry points: every x[i] finite and within 2^62
+ * grid steps (noise K is at most ~40·2^24 in magnitude, so the integer sum stays in range). */
+static shoal_status check_data(const float *x, size_t n, double inv, double g) {
     const double lim = 0x1p62 - 0x1p32;
     for (size_t i = 0; i < n; i++) {
         SHOAL_REQUIRE(isfinite(x[i]), SHOAL_ERR_INVALID_ARG,
@@ -257,15 +251,40 @@ shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, doubl
         SHOAL_REQUIRE(fabs((double)x[i] * inv) < lim, SHOAL_ERR_LIMIT,
                       "value %zu (%g) is 2^62 grid steps of %g or more", i, (double)x[i], g);
     }
+    return SHOAL_OK;
+}
+
+/* x[i] <- γ·(round(x[i]/γ) + k[i]) in exact integer arithmetic. */
+static void add_grid(float *x, const int64_t *k, size_t m, double inv, double g) {
+    for (size_t j = 0; j < m; j++) {
+        int64_t v = llround((double)x[j] * inv) + k[j];
+        x[j] = (float)((double)v * g);
+    }
+}
+
+shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
+                                size_t n) {
+    SHOAL_CHECK(check_stddev(stddev));
+    SHOAL_REQUIRE(r != NULL && (x != NULL || n == 0), SHOAL_ERR_INVALID_ARG, "rng or x is NULL");
+    SHOAL_REQUIRE(mode == SHOAL_DP_NOISE_EXACT || mode == SHOAL_DP_NOISE_FAST,
+                  SHOAL_ERR_INVALID_ARG, "unknown noise mode %d", (int)mode);
+    double g = stddev / GRID_SIGMA, inv = GRID_SIGMA / stddev;
+    SHOAL_CHECK(check_data(x, n, inv, g));
     int64_t k[CHUNK];
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK;
         SHOAL_CHECK(shoal_dp_gaussian_int(r, mode, GRID_SIGMA, k, m));
-        for (size_t j = 0; j < m; j++) {
-            int64_t v = llround((double)x[i + j] * inv) + k[j];
-            x[i + j] = (float)((double)v * g);
-        }
+        add_grid(x + i, k, m, inv, g);
     }
+    return SHOAL_OK;
+}
+
+shoal_status shoal_dp_add_noise_drawn(double stddev, const int64_t *k, float *x, size_t n) {
+    SHOAL_CHECK(check_stddev(stddev));
+    SHOAL_REQUIRE((x != NULL && k != NULL) || n == 0, SHOAL_ERR_INVALID_ARG, "k or x is NULL");
+    double g = stddev / GRID_SIGMA, inv = GRID_SIGMA / stddev;
+    SHOAL_CHECK(check_data(x, n, inv, g));
+    add_grid(x, k, n, inv, g);
     return SHOAL_OK;
 }
 

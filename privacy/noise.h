@@ -65,6 +65,13 @@ shoal_status shoal_dp_gaussian(shoal_dp_rng *r, shoal_dp_noise_mode mode, double
 shoal_status shoal_dp_add_noise(shoal_dp_rng *r, shoal_dp_noise_mode mode, double stddev, float *x,
                                 size_t n);
 
+/* The same noise step with K drawn beforehand: x[i] <- γ·(round(x[i]/γ) + k[i]), k[i] from
+ * shoal_dp_gaussian_int(.., 2^SHOAL_DP_GRID_BITS, ..), γ = stddev/2^24. Lets a caller draw
+ * the noise (which does not depend on the data) while the data is being computed; the caller
+ * must use each draw once, for one release. Same errors as shoal_dp_add_noise; x unchanged on
+ * error. */
+shoal_status shoal_dp_add_noise_drawn(double stddev, const int64_t *k, float *x, size_t n);
+
 /* The noise multiplier the accountant must use when a d-dimensional sum with clip norm C gets
  * noise of std sigma·C through shoal_dp_add_noise: sigma / (1 + sigma·sqrt(d)·2^-24),
  * covering the grid rounding of the data (see above). */

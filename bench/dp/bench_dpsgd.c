@@ -6,7 +6,8 @@
  * backward, AdamW) and a DP-SGD step (worker/train/dpsgd.h: ghost norms, weighted backward,
  * noise on the whole gradient, 1/(qN) scaling, accountant, then AdamW) over the same B
  * examples (q = 1 over N = B, so the Poisson draw is the whole batch). Reported per mode of
- * noise (exact, fast): median ms of each, the median of per-pair ratios, and inside the DP
+ * noise (exact, fast) and of drawing it (after the clipping pass, or ahead on threads of its
+ * own while it runs): median ms of each, the median of per-pair ratios, and inside the DP
  * step the time of forward + norms + clipped backward ("clip") and of the noise, with the
  * ratio of (DP step - noise) to the non-private step. Also printed: threads, GEMM path, load.
  * Usage: bench_dpsgd [--model tiny|gpt2] [--B 8] [--T 64] [--steps 5] [--threads 2]
@@ -85,12 +86,13 @@ int main(int argc, char **argv) {
            B, T, threads, shoal_kernels_cpu_gemm_name(), load[0]);
     shoal_ctx *ctx = shoal_gpt_ctx(m);
     int adam_step = 0;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 4; mode++) {
         shoal_dpsgd_config c;
         shoal_dpsgd_config_default(&c);
         c.n_examples = (uint64_t)B;
         c.sample_rate = 1.0;
-        c.noise_mode = mode == 0 ? SHOAL_DP_NOISE_EXACT : SHOAL_DP_NOISE_FAST;
+        c.noise_mode = mode < 2 ? SHOAL_DP_NOISE_EXACT : SHOAL_DP_NOISE_FAST;
+        c.noise_inline = mode % 2 == 0; /* drawn after the clipping pass, or ahead */
         c.micro_batch = B;
         c.noise_threads = threads;
         shoal_dpsgd *dp = NULL;
@@ -126,9 +128,9 @@ int main(int argc, char **argv) {
         }
         double mr = median(ratio, steps), mn = median(tn, steps), md = median(td, steps);
         double mnoise = median(tno, steps), mrn = median(rnn, steps);
-        printf("noise %-5s  non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
+        printf("noise %-5s %-7s non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
                "dp-sgd without the noise / non-private %.3f)  medians of %d pairs\n",
-               shoal_dp_noise_mode_name(c.noise_mode), 1e3 * mn, 1e3 * md, mr, 1e3 * mnoise, mrn,
+               shoal_dp_noise_mode_name(c.noise_mode), c.noise_inline ? "after" : "ahead", 1e3 * mn, 1e3 * md, mr, 1e3 * mnoise, mrn,
                steps);
         free(rnn);
         free(tno);

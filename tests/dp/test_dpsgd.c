@@ -218,6 +218,57 @@ static void test_step(void) {
     shoal_gpt_free(m);
 }
 
+/* Noise drawn ahead (on threads of its own, during the clipping pass) is the same draw as noise
+ * drawn after it: bit-identical updates from the same seeds, both modes; every step's noise is
+ * fresh (two steps on the same batch differ by a noise of std sqrt(2)·σC). */
+static void test_noise_ahead(void) {
+    shoal_gpt *m = load_tiny();
+    CHECK(shoal_gpt_set_threads(m, 2) == SHOAL_OK);
+    int V = shoal_gpt_cfg(m)->vocab_size;
+    size_t P = shoal_gpt_num_params(m);
+    static int32_t tok[N_EX * T], tgt[N_EX * T];
+    static uint8_t mask[N_EX * T];
+    make_data(V, tok, tgt, mask);
+    float *a = malloc(P * sizeof(float)), *b = malloc(P * sizeof(float));
+    for (int mode = 0; mode < 2; mode++) {
+        shoal_dpsgd_config c;
+        shoal_dpsgd_config_default(&c);
+        c.n_examples = N_EX;
+        c.sample_rate = 0.5;
+        c.noise_mode = mode ? SHOAL_DP_NOISE_FAST : SHOAL_DP_NOISE_EXACT;
+        c.noise_threads = 3; /* uneven slices */
+        c.micro_batch = 4;
+        c.test_seed = 21;
+        shoal_dpsgd *d1 = NULL, *d2 = NULL;
+        c.noise_inline = 1;
+        CHECK(shoal_dpsgd_init(&c, m, NULL, &d1) == SHOAL_OK);
+        c.noise_inline = 0;
+        CHECK(shoal_dpsgd_init(&c, m, NULL, &d2) == SHOAL_OK);
+        CHECK(shoal_dpsgd_step(d1, m, tok, tgt, mask, 6, T, NULL) == SHOAL_OK);
+        memcpy(a, shoal_gpt_grads(m), P * sizeof(float));
+        CHECK(shoal_dpsgd_step(d2, m, tok, tgt, mask, 6, T, NULL) == SHOAL_OK);
+        memcpy(b, shoal_gpt_grads(m), P * sizeof(float));
+        CHECK(memcmp(a, b, P * sizeof(float)) == 0);
+        /* the next step draws new noise */
+        CHECK(shoal_dpsgd_step(d2, m, tok, tgt, mask, 6, T, NULL) == SHOAL_OK);
+        const float *g = shoal_gpt_grads(m);
+        double qN = c.sample_rate * N_EX, s2 = 0;
+        for (size_t i = 0; i < P; i++) {
+            double z = ((double)g[i] - b[i]) * qN;
+            s2 += z * z;
+        }
+        double sd = sqrt(s2 / P) / sqrt(2.0);
+        printf("  %s: ahead == after; step-to-step noise sd %.4f (sigma*C %.4f)\n",
+               shoal_dp_noise_mode_name(c.noise_mode), sd, c.noise * c.clip);
+        CHECK(fabs(sd / (c.noise * c.clip) - 1.0) < 0.02);
+        shoal_dpsgd_free(d1);
+        shoal_dpsgd_free(d2);
+    }
+    free(a);
+    free(b);
+    shoal_gpt_free(m);
+}
+
 static void test_plan_and_bad_config(void) {
     shoal_gpt *m = load_tiny();
     uint64_t d = shoal_gpt_num_params(m);
@@ -264,6 +315,7 @@ int main(void) {
     snprintf(tiny_dir, sizeof tiny_dir, "%s/tests/data/model/gpt2_tiny", src ? src : ".");
     TEST_RUN(test_sampler);
     TEST_RUN(test_step);
+    TEST_RUN(test_noise_ahead);
     TEST_RUN(test_plan_and_bad_config);
     return TEST_EXIT();
 }

@@ -3,7 +3,11 @@
  *
  * Noise is drawn on noise_threads generators, each over a contiguous slice of the gradient,
  * so a run's noise is one draw of independent per-coordinate samples whatever the split; in
- * test mode generator i is seeded with test_seed + i. The sampler's geometric gaps use a
+ * test mode generator i is seeded with test_seed + i. Unless noise_inline is set (or the
+ * model is over SHOAL_MAX_DP_PREDRAW_PARAMS), each step starts those draws on threads of their
+ * own before its forward pass and adds them once the clipped sum is ready: the noise does not
+ * depend on the data, the draw is fresh for every step and used once (then wiped), and the
+ * samples are the same as drawing afterwards, so only the wall time changes. The sampler's geometric gaps use a
  * 53-bit CSPRNG uniform; the rounding of log() moves each inclusion probability by a relative
  * ~1e-16, far below anything the accountant resolves.
  * Tested by tests/dp/test_dpsgd.c.
@@ -12,6 +16,7 @@
 #include "worker/train/dpsgd.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +28,15 @@
 #include "privacy/rng.h"
 #include "worker/model/gpt_dp.h"
 
+/* One generator's share of a step's noise, drawn on a thread of its own. */
+struct noise_job {
+    shoal_dp_rng *rng;
+    shoal_dp_noise_mode mode;
+    int64_t *k;
+    size_t n;
+    shoal_status st;
+};
+
 struct shoal_dpsgd {
     shoal_dpsgd_config cfg;
     uint64_t d; /* parameters */
@@ -33,6 +47,9 @@ struct shoal_dpsgd {
     size_t drawn_n;
     int not_poisson; /* some step used a batch that was not drawn here */
     uint64_t steps;  /* steps of this object (the accountant may hold more, resumed) */
+    int64_t *pre;    /* (d) noise drawn ahead for the current step, or NULL: drawn after */
+    pthread_t *tids; /* (noise_threads) drawing threads of the current step */
+    struct noise_job *jobs; /* (noise_threads) */
     double *norms;   /* (micro_batch) */
     float *factors;  /* (micro_batch) */
 };
@@ -97,7 +114,13 @@ shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
     dp->rngs = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->rngs);
     dp->norms = calloc((size_t)cfg->micro_batch, sizeof *dp->norms);
     dp->factors = calloc((size_t)cfg->micro_batch, sizeof *dp->factors);
-    SHOAL_REQUIRE_GOTO(dp->rngs && dp->norms && dp->factors, SHOAL_ERR_NOMEM,
+    dp->tids = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->tids);
+    dp->jobs = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->jobs);
+    if (!cfg->noise_inline && dp->d <= SHOAL_MAX_DP_PREDRAW_PARAMS)
+        dp->pre = malloc((size_t)dp->d * sizeof *dp->pre);
+    SHOAL_REQUIRE_GOTO(dp->rngs && dp->norms && dp->factors && dp->tids && dp->jobs &&
+                           (dp->pre || cfg->noise_inline || dp->d > SHOAL_MAX_DP_PREDRAW_PARAMS),
+                       SHOAL_ERR_NOMEM,
                        "dp-sgd: out of memory");
     for (int i = 0; i < dp->cfg.noise_threads; i++) {
         if (cfg->test_seed)
@@ -120,6 +143,10 @@ void shoal_dpsgd_free(shoal_dpsgd *dp) {
         for (int i = 0; i < dp->cfg.noise_threads; i++)
             shoal_dp_rng_free(dp->rngs[i]);
     free(dp->rngs);
+    if (dp->pre) memset(dp->pre, 0, (size_t)dp->d * sizeof *dp->pre); /* noise is secret */
+    free(dp->pre);
+    free(dp->tids);
+    free(dp->jobs);
     free(dp->norms);
     free(dp->factors);
     shoal_dp_accountant_free(dp->acct);
@@ -175,21 +202,63 @@ static shoal_status add_noise(shoal_dpsgd *dp, float *x, size_t n) {
     return SHOAL_OK;
 }
 
-shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *tokens,
+static void *draw_job(void *arg) {
+    struct noise_job *j = arg;
+    j->st = shoal_dp_gaussian_int(j->rng, j->mode, 1u << SHOAL_DP_GRID_BITS, j->k, j->n);
+    return NULL;
+}
+
+/* Start drawing this step's noise into dp->pre on noise_threads threads, generator i over
+ * slice i (the same samples, in the same order, as add_noise would draw): the noise does not
+ * depend on the data, so it is drawn while the forward and clipping pass run. started[i]
+ * says whether thread i runs (else its share was drawn here, synchronously). */
+static void start_draw(shoal_dpsgd *dp, int *started) {
+    int nt = dp->cfg.noise_threads;
+    size_t n = (size_t)dp->d;
+    for (int i = 0; i < nt; i++) {
+        size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
+        dp->jobs[i] = (struct noise_job){dp->rngs[i], dp->cfg.noise_mode, dp->pre + lo, hi - lo,
+                                         SHOAL_OK};
+        started[i] = pthread_create(&dp->tids[i], NULL, draw_job, &dp->jobs[i]) == 0;
+        if (!started[i]) draw_job(&dp->jobs[i]);
+    }
+}
+
+/* Wait for the drawing threads; then add the drawn noise to x (when x is not NULL) and wipe
+ * it, so every draw is used for one release only. */
+static shoal_status finish_draw(shoal_dpsgd *dp, const int *started, float *x) {
+    int nt = dp->cfg.noise_threads;
+    size_t n = (size_t)dp->d;
+    for (int i = 0; i < nt; i++)
+        if (started[i]) pthread_join(dp->tids[i], NULL);
+    shoal_status st = SHOAL_OK;
+    for (int i = 0; i < nt && st == SHOAL_OK; i++)
+        st = dp->jobs[i].st;
+    if (st == SHOAL_OK && x) {
+        double stddev = dp->cfg.noise * dp->cfg.clip;
+        shoal_status sts[SHOAL_MAX_DP_NOISE_THREADS];
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int i = 0; i < nt; i++) {
+            size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
+            sts[i] = shoal_dp_add_noise_drawn(stddev, dp->pre + lo, x + lo, hi - lo);
+        }
+        for (int i = 0; i < nt && st == SHOAL_OK; i++)
+            st = sts[i];
+    }
+    memset(dp->pre, 0, n * sizeof *dp->pre);
+    return st;
+}
+
+typedef struct {
+    size_t clipped, loss_n;
+    double norm_sum, loss_sum;
+} pass_totals;
+
+/* Forward, per-example norms and the clipped, summed backward over the micro-batches. */
+static shoal_status clip_pass(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *tokens,
                               const int32_t *targets, const uint8_t *mask, size_t n, int T,
-                              shoal_dpsgd_step_info *info) {
-    SHOAL_REQUIRE(dp && m && (n == 0 || (tokens && targets)), SHOAL_ERR_INVALID_ARG,
-                  "shoal_dpsgd_step: NULL argument");
-    SHOAL_REQUIRE(T >= 1, SHOAL_ERR_INVALID_ARG, "dp-sgd step: T=%d must be >= 1", T);
-    SHOAL_REQUIRE(shoal_gpt_num_params(m) == dp->d, SHOAL_ERR_INVALID_ARG,
-                  "dp-sgd step: model has %zu parameters, the DP state was made for %llu",
-                  shoal_gpt_num_params(m), (unsigned long long)dp->d);
-    int poisson = dp->drawn && dp->drawn_n == n;
-    dp->drawn = 0;
-    double t0 = shoal_now_s();
+                              pass_totals *tot) {
     shoal_gpt_zero_grad(m);
-    size_t clipped = 0, loss_n = 0;
-    double norm_sum = 0.0, loss_sum = 0.0;
     int mb = dp->cfg.micro_batch;
     const float *tl = NULL;
     for (size_t b0 = 0; b0 < n; b0 += (size_t)mb) {
@@ -212,21 +281,47 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
                 }
             }
             if (c) {
-                loss_sum += s / c;
-                loss_n++;
+                tot->loss_sum += s / c;
+                tot->loss_n++;
             }
         }
         SHOAL_CHECK(shoal_gpt_per_example_grad_norms(m, dp->norms));
         size_t nc = 0;
         SHOAL_CHECK(shoal_dp_clip_factors(dp->norms, (size_t)nb, dp->cfg.clip, dp->factors, &nc));
         SHOAL_CHECK(shoal_gpt_dp_backward_weighted(m, dp->factors));
-        clipped += nc;
+        tot->clipped += nc;
         for (int b = 0; b < nb; b++)
-            norm_sum += dp->norms[b];
+            tot->norm_sum += dp->norms[b];
     }
+    return SHOAL_OK;
+}
+
+shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *tokens,
+                              const int32_t *targets, const uint8_t *mask, size_t n, int T,
+                              shoal_dpsgd_step_info *info) {
+    SHOAL_REQUIRE(dp && m && (n == 0 || (tokens && targets)), SHOAL_ERR_INVALID_ARG,
+                  "shoal_dpsgd_step: NULL argument");
+    SHOAL_REQUIRE(T >= 1, SHOAL_ERR_INVALID_ARG, "dp-sgd step: T=%d must be >= 1", T);
+    SHOAL_REQUIRE(shoal_gpt_num_params(m) == dp->d, SHOAL_ERR_INVALID_ARG,
+                  "dp-sgd step: model has %zu parameters, the DP state was made for %llu",
+                  shoal_gpt_num_params(m), (unsigned long long)dp->d);
+    int poisson = dp->drawn && dp->drawn_n == n;
+    dp->drawn = 0;
+    double t0 = shoal_now_s();
+    int started[SHOAL_MAX_DP_NOISE_THREADS];
+    if (dp->pre) start_draw(dp, started);
+    pass_totals tot = {0, 0, 0.0, 0.0};
+    shoal_status st = clip_pass(dp, m, tokens, targets, mask, n, T, &tot);
     float *g = shoal_gpt_grads(m);
     double t1 = shoal_now_s();
-    SHOAL_CHECK(add_noise(dp, g, dp->d));
+    if (dp->pre) {
+        shoal_status st2 = finish_draw(dp, started, st == SHOAL_OK ? g : NULL);
+        SHOAL_CHECK(st);
+        SHOAL_CHECK(st2);
+    } else {
+        SHOAL_CHECK(st);
+        SHOAL_CHECK(add_noise(dp, g, dp->d));
+    }
     double t2 = shoal_now_s();
     double expected = dp->cfg.sample_rate * (double)dp->cfg.n_examples;
     SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), scale, g, dp->d, (float)(1.0 / expected)));
@@ -239,9 +334,9 @@ shoal_status shoal_dpsgd_step(shoal_dpsgd *dp, shoal_gpt *m, const int32_t *toke
     dp->steps++;
     if (info) {
         info->batch = n;
-        info->clipped = clipped;
-        info->mean_norm = n ? norm_sum / (double)n : 0.0;
-        info->mean_loss = loss_n ? loss_sum / (double)loss_n : NAN;
+        info->clipped = tot.clipped;
+        info->mean_norm = n ? tot.norm_sum / (double)n : 0.0;
+        info->mean_loss = tot.loss_n ? tot.loss_sum / (double)tot.loss_n : NAN;
         double eps = NAN;
         if (!dp->not_poisson &&
             shoal_dp_accountant_epsilon(dp->acct, dp->cfg.delta, &eps, NULL) != SHOAL_OK)

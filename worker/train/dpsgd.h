@@ -49,6 +49,9 @@ typedef struct {
     int noise_threads;  /* generators drawing noise in parallel; <= 0: the model's threads */
     int micro_batch;    /* examples per forward/backward (the batch is cut into these); >= 1 */
     uint64_t test_seed; /* nonzero: TEST ONLY deterministic generators (not private) */
+    int noise_inline;   /* nonzero: draw the noise after the clipping pass instead of on
+                           threads of its own while it runs (models over
+                           SHOAL_MAX_DP_PREDRAW_PARAMS always do); same noise either way */
 } shoal_dpsgd_config;
 
 typedef struct {
@@ -57,7 +60,8 @@ typedef struct {
     double mean_norm;       /* mean per-example gradient norm before clipping (0 if empty) */
     double mean_loss;       /* mean of the examples' losses that counted tokens (NAN if none) */
     double epsilon;         /* ε so far at δ after this step (NAN when not reportable) */
-    double clip_s, noise_s; /* wall seconds in forward + norms + clipped backward, in noise */
+    double clip_s, noise_s; /* wall seconds in forward + norms + clipped backward, in noise
+                               after that (drawn ahead: the wait for the draw plus the add) */
 } shoal_dpsgd_step_info;
 
 typedef struct shoal_dpsgd shoal_dpsgd;
