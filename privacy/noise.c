@@ -55,31 +55,78 @@ static uint64_t uniform_below64(shoal_dp_rng *r, uint64_t d) {
     }
 }
 
-static u128 uniform_below128(shoal_dp_rng *r, u128 d) {
-    if (d >> 64 == 0) return uniform_below64(r, (uint64_t)d);
-    uint64_t hi = (uint64_t)((d - 1) >> 64);
-    int bits = 64 - __builtin_clzll(hi); /* bits in the high word */
-    uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1ull;
+/* Bernoulli(num/den), num <= den, den >= 1, by lazy comparison: is U < num/den, for a
+ * uniform real U in [0, 1) whose binary digits are drawn one word (w bits) at a time? With u
+ * the next word and U = (u + f)/2^w, f uniform in [0, 1): u·den >= num·2^w means no;
+ * (u + 1)·den <= num·2^w means yes; otherwise (probability at most 2^-w) the answer is
+ * f < (num·2^w - u·den)/den: the same question with num' = num·2^w - u·den < den and fresh
+ * digits. Exact; no division and no rejection: one word almost always (32-bit words while
+ * den fits in 32 bits, 64-bit words with 192-bit products above). den < 2^127 keeps every
+ * intermediate in range. */
+static inline int bernoulli32(shoal_dp_rng *r, uint64_t n, uint64_t d) { /* d < 2^32 */
+    if (n >= d) return 1;
+    if (n == 0) return 0;
     for (;;) {
-        u128 u = (u128)(rng_u64(r) & mask) << 64 | rng_u64(r);
-        if (u < d) return u;
+        uint64_t p = (uint64_t)rng_u32(r) * d, nw = n << 32; /* both < 2^64 */
+        if (p >= nw) return 0;
+        uint64_t diff = nw - p; /* in (0, 2^64) */
+        if (diff >= d) return 1;
+        n = diff;
     }
 }
 
-/* Bernoulli(num/den), num <= den, den >= 1. */
 static int bernoulli(shoal_dp_rng *r, u128 num, u128 den) {
+    if (den <= 0xffffffffu) return bernoulli32(r, (uint64_t)num, (uint64_t)den);
     if (num >= den) return 1;
     if (num == 0) return 0;
-    return uniform_below128(r, den) < num;
+    uint64_t dl = (uint64_t)den, dh = (uint64_t)(den >> 64);
+    for (;;) {
+        uint64_t u = rng_u64(r);
+        u128 lo = (u128)u * dl;
+        /* u·den = phi·2^64 + p0, phi < 2^127 */
+        u128 phi = (lo >> 64) + (u128)u * dh;
+        uint64_t p0 = (uint64_t)lo;
+        if (phi >= num) return 0; /* u·den >= num·2^64 */
+        u128 hi = num - phi;      /* num·2^64 - u·den = hi·2^64 - p0 > 0 */
+        if (hi >> 64) return 1;   /* >= 2^128 - 2^64 > den */
+        u128 diff = ((u128)(uint64_t)hi << 64) - p0;
+        if (diff >= den) return 1;
+        num = diff;
+    }
 }
 
-/* Bernoulli(exp(-num/den)) for 0 <= num/den <= 1: CKS20 Algorithm 1 (first case). The
- * Bernoulli(γ/k) of the loop is Bernoulli(num/den) AND Bernoulli(1/k), so no product
- * den·k is ever formed. */
+/* Bernoulli(exp(-num/den)) for 0 <= num/den <= 1: CKS20 Algorithm 1 (first case). The loop's
+ * Bernoulli(γ/k) is drawn as one Bernoulli(num/(den·k)) (one word) while den·k fits (below
+ * 2^32 for small den; den below 2^106 and k below 2^20 keep it under 2^126 otherwise); past
+ * that, as Bernoulli(num/den) AND Bernoulli(1/k), the same law. */
+static inline int bernoulli_exp_le1_small(shoal_dp_rng *r, uint64_t num, uint64_t den) {
+    uint64_t k = 1; /* den < 2^32 */
+    for (;;) {
+        int a;
+        if (k == 1)
+            a = bernoulli32(r, num, den);
+        else if (den * k <= 0xffffffffu) /* den < 2^32, k < 2^32 here: no overflow */
+            a = bernoulli32(r, num, den * k);
+        else
+            a = bernoulli32(r, num, den) && bernoulli32(r, 1, k);
+        if (!a) break;
+        k++;
+    }
+    return (int)(k & 1u);
+}
+
 static int bernoulli_exp_le1(shoal_dp_rng *r, u128 num, u128 den) {
+    if (den <= 0xffffffffu) return bernoulli_exp_le1_small(r, (uint64_t)num, (uint64_t)den);
     uint64_t k = 1;
     for (;;) {
-        if (!bernoulli(r, num, den) || !bernoulli(r, 1, k)) break;
+        int a;
+        if (k == 1)
+            a = bernoulli(r, num, den);
+        else if ((den >> 106) == 0 && k < ((uint64_t)1 << 20))
+            a = bernoulli(r, num, den * k);
+        else
+            a = bernoulli(r, num, den) && bernoulli(r, 1, k);
+        if (!a) break;
         k++;
     }
     return (int)(k & 1u);
@@ -89,7 +136,7 @@ static int bernoulli_exp_le1(shoal_dp_rng *r, u128 num, u128 den) {
  * floor(γ) independent Bernoulli(exp(-1)), then Bernoulli(exp(-(γ - floor γ))). */
 static int bernoulli_exp(shoal_dp_rng *r, u128 num, u128 den) {
     while (num > den) {
-        if (!bernoulli_exp_le1(r, 1, 1)) return 0;
+        if (!bernoulli_exp_le1_small(r, 1, 1)) return 0;
         num -= den;
     }
     return bernoulli_exp_le1(r, num, den);
@@ -99,9 +146,9 @@ static int bernoulli_exp(shoal_dp_rng *r, u128 num, u128 den) {
 static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
     for (;;) {
         uint64_t u = uniform_below64(r, t);
-        if (!bernoulli_exp_le1(r, u, t)) continue;
+        if (!bernoulli_exp_le1_small(r, u, t)) continue;
         uint64_t v = 0;
-        while (bernoulli_exp_le1(r, 1, 1))
+        while (bernoulli_exp_le1_small(r, 1, 1))
             v++;
         uint64_t x = u + t * v;
         int neg = rng_bit(r);

@@ -187,14 +187,15 @@ static void test_fast_stats(void) {
     check_continuous_stats(SHOAL_DP_NOISE_FAST, 8, 1000000);
 }
 
-/* Chi-square of integer samples at std sigma against pmf(k); bins |k| <= 4σ, tails lumped. */
+/* Chi-square of integer samples at std sigma against pmf(k); bins |k| <= lim_sd·σ, tails
+ * lumped. */
 static double chi_square(shoal_dp_noise_mode mode, uint32_t sigma, int discrete, size_t n,
-                         int *dof) {
+                         int lim_sd, int *dof) {
     shoal_dp_rng *r;
     CHECK(shoal_dp_rng_init_deterministic(&r, 1000 + sigma + (unsigned)mode) == SHOAL_OK);
     int64_t *k = malloc(n * sizeof *k);
     CHECK(shoal_dp_gaussian_int(r, mode, sigma, k, n) == SHOAL_OK);
-    int lim = 4 * (int)sigma, nb = 2 * lim + 3;
+    int lim = lim_sd * (int)sigma, nb = 2 * lim + 3;
     double *cnt = calloc((size_t)nb, sizeof *cnt), *p = calloc((size_t)nb, sizeof *p);
     for (size_t i = 0; i < n; i++) {
         int64_t v = k[i];
@@ -247,13 +248,21 @@ static void test_exact_pmf(void) {
     const uint32_t sig[] = {1, 2, 5};
     for (int i = 0; i < 3; i++) {
         int dof;
-        double c = chi_square(SHOAL_DP_NOISE_EXACT, sig[i], 1, 300000, &dof);
+        double c = chi_square(SHOAL_DP_NOISE_EXACT, sig[i], 1, 300000, 4, &dof);
         printf("exact sigma=%u: chi2 %.1f (dof %d, crit %.1f)\n", sig[i], c, dof, chi_crit(dof));
+        CHECK(c < chi_crit(dof));
+    }
+    /* σ = 300: the acceptance test's denominator 2s²t² exceeds 2^32, so the sampler's 64-bit
+     * lazy Bernoulli path (192-bit products) runs; bins |k| <= 2σ keep every count large */
+    {
+        int dof;
+        double c = chi_square(SHOAL_DP_NOISE_EXACT, 300, 1, 600000, 2, &dof);
+        printf("exact sigma=300: chi2 %.1f (dof %d, crit %.1f)\n", c, dof, chi_crit(dof));
         CHECK(c < chi_crit(dof));
     }
     /* and the discrete Gaussian is NOT the rounded Gaussian: the test has power */
     int dof;
-    double c = chi_square(SHOAL_DP_NOISE_EXACT, 1, 0, 300000, &dof);
+    double c = chi_square(SHOAL_DP_NOISE_EXACT, 1, 0, 300000, 4, &dof);
     CHECK(c > 10 * chi_crit(dof));
 }
 
@@ -261,7 +270,7 @@ static void test_fast_pmf(void) {
     const uint32_t sig[] = {1, 3};
     for (int i = 0; i < 2; i++) {
         int dof;
-        double c = chi_square(SHOAL_DP_NOISE_FAST, sig[i], 0, 300000, &dof);
+        double c = chi_square(SHOAL_DP_NOISE_FAST, sig[i], 0, 300000, 4, &dof);
         printf("fast sigma=%u: chi2 %.1f (dof %d, crit %.1f)\n", sig[i], c, dof, chi_crit(dof));
         CHECK(c < chi_crit(dof));
     }
