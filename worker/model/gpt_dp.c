@@ -41,10 +41,12 @@ typedef struct {
 typedef struct {
     float *lnf, *enc;                         /* (N,C) */
     float *fcp, *fc, *ln2, *attp, *qkv, *ln1; /* per layer: (N,C) (N,4C) (N,C) (N,C) (N,3C) (N,C) */
+    float *fcg; /* per layer (N,4C): GELU output, kept from the norms pass so that the weighted
+                   pass does not recompute it (the model keeps one layer's only) */
 } dp_store;
 
 static size_t store_floats(const shoal_gpt_config *c, size_t N) {
-    return N * (size_t)c->n_embd * (2 + 11 * (size_t)c->n_layer);
+    return N * (size_t)c->n_embd * (2 + 15 * (size_t)c->n_layer);
 }
 
 /* Pointers of layer l (l = -1: the global ones) into the block. */
@@ -54,12 +56,13 @@ static dp_store store_at(shoal_gpt *m, int l) {
     s.lnf = m->dp_block;
     s.enc = s.lnf + NC;
     if (l >= 0) {
-        s.fcp = s.enc + NC + (size_t)l * 11 * NC;
+        s.fcp = s.enc + NC + (size_t)l * 15 * NC;
         s.fc = s.fcp + NC;
         s.ln2 = s.fc + 4 * NC;
         s.attp = s.ln2 + NC;
         s.qkv = s.attp + NC;
         s.ln1 = s.qkv + 3 * NC;
+        s.fcg = s.ln1 + NC;
     }
     return s;
 }
@@ -217,11 +220,11 @@ static shoal_status norms_walk(shoal_gpt *m, norm_ctx *nc) {
         float *m2 = a->ln2_mean + (size_t)l * N, *r2 = a->ln2_rstd + (size_t)l * N;
 
         memcpy(s.fcp, a->dres, NC * sizeof(float));
-        OP(gelu_forward, a->fchg, fch, 4 * NC);
+        OP(gelu_forward, s.fcg, fch, 4 * NC);
         OP(zero, a->d4a, 4 * NC * sizeof(float));
-        OP(matmul_backward, a->d4a, NULL, NULL, s.fcp, a->fchg, w->fcp_w, N, 4 * C, C,
+        OP(matmul_backward, a->d4a, NULL, NULL, s.fcp, s.fcg, w->fcp_w, N, 4 * C, C,
            SHOAL_W_IN_OUT);
-        SHOAL_CHECK(linear_norms(nc, a->fchg, s.fcp, B, T, 4 * C, C, 1));
+        SHOAL_CHECK(linear_norms(nc, s.fcg, s.fcp, B, T, 4 * C, C, 1));
         OP(zero, s.fc, 4 * NC * sizeof(float));
         OP(gelu_backward, s.fc, a->d4a, fch, 4 * NC);
         OP(zero, s.ln2, NC * sizeof(float));
@@ -370,11 +373,10 @@ shoal_status shoal_gpt_dp_backward_weighted(shoal_gpt *m, const float *factors) 
         dp_store s = store_at(m, l);
         const float *in = l == 0 ? a->encoded : a->res3 + (size_t)(l - 1) * NC;
         float *ln1 = a->ln1 + l * NC, *atty = a->atty + l * NC;
-        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC;
+        float *res2 = a->res2 + l * NC, *ln2 = a->ln2 + l * NC;
         float *m1 = a->ln1_mean + (size_t)l * N, *r1 = a->ln1_rstd + (size_t)l * N;
         float *m2 = a->ln2_mean + (size_t)l * N, *r2 = a->ln2_rstd + (size_t)l * N;
-        OP(gelu_forward, a->fchg, fch, 4 * NC);
-        OP(matmul_backward, NULL, g->fcp_w, g->fcp_b, s.fcp, a->fchg, w->fcp_w, N, 4 * C, C,
+        OP(matmul_backward, NULL, g->fcp_w, g->fcp_b, s.fcp, s.fcg, w->fcp_w, N, 4 * C, C,
            SHOAL_W_IN_OUT);
         OP(matmul_backward, NULL, g->fc_w, g->fc_b, s.fc, ln2, w->fc_w, N, C, 4 * C,
            SHOAL_W_IN_OUT);
