@@ -105,7 +105,7 @@ static inline int bernoulli_exp_le1_small(shoal_dp_rng *r, uint64_t num, uint64_
         int a;
         if (k == 1)
             a = bernoulli32(r, num, den);
-        else if (den * k <= 0xffffffffu) /* den < 2^32, k < 2^32 here: no overflow */
+        else if (k <= 0xffffffffu && den * k <= 0xffffffffu) /* both < 2^32: no overflow */
             a = bernoulli32(r, num, den * k);
         else
             a = bernoulli32(r, num, den) && bernoulli32(r, 1, k);

@@ -128,10 +128,11 @@ int main(int argc, char **argv) {
         }
         double mr = median(ratio, steps), mn = median(tn, steps), md = median(td, steps);
         double mnoise = median(tno, steps), mrn = median(rnn, steps);
-        printf("noise %-5s %-7s non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
-               "dp-sgd without the noise / non-private %.3f)  medians of %d pairs\n",
-               shoal_dp_noise_mode_name(c.noise_mode), c.noise_inline ? "after" : "ahead", 1e3 * mn, 1e3 * md, mr, 1e3 * mnoise, mrn,
-               steps);
+        printf(
+            "noise %-5s %-7s non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
+            "dp-sgd without the noise / non-private %.3f)  medians of %d pairs\n",
+            shoal_dp_noise_mode_name(c.noise_mode), c.noise_inline ? "after" : "ahead", 1e3 * mn,
+            1e3 * md, mr, 1e3 * mnoise, mrn, steps);
         free(rnn);
         free(tno);
         free(tn);

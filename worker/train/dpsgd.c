@@ -7,10 +7,10 @@
  * model is over SHOAL_MAX_DP_PREDRAW_PARAMS), each step starts those draws on threads of their
  * own before its forward pass and adds them once the clipped sum is ready: the noise does not
  * depend on the data, the draw is fresh for every step and used once (then wiped), and the
- * samples are the same as drawing afterwards, so only the wall time changes. The sampler's geometric gaps use a
- * 53-bit CSPRNG uniform; the rounding of log() moves each inclusion probability by a relative
- * ~1e-16, far below anything the accountant resolves.
- * Tested by tests/dp/test_dpsgd.c.
+ * samples are the same as drawing afterwards, so only the wall time changes. The sampler's
+ * geometric gaps use a 53-bit CSPRNG uniform; the rounding of log() moves each inclusion
+ * probability by a relative ~1e-16, far below anything the accountant resolves. Tested by
+ * tests/dp/test_dpsgd.c.
  */
 #define SHOAL_LOG_SUBSYS "dpsgd"
 #include "worker/train/dpsgd.h"
@@ -45,13 +45,13 @@ struct shoal_dpsgd {
     shoal_dp_rng **rngs; /* cfg.noise_threads generators; rngs[0] also samples batches */
     int drawn;           /* a batch was drawn and not yet used by a step */
     size_t drawn_n;
-    int not_poisson; /* some step used a batch that was not drawn here */
-    uint64_t steps;  /* steps of this object (the accountant may hold more, resumed) */
-    int64_t *pre;    /* (d) noise drawn ahead for the current step, or NULL: drawn after */
-    pthread_t *tids; /* (noise_threads) drawing threads of the current step */
+    int not_poisson;        /* some step used a batch that was not drawn here */
+    uint64_t steps;         /* steps of this object (the accountant may hold more, resumed) */
+    int64_t *pre;           /* (d) noise drawn ahead for the current step, or NULL: drawn after */
+    pthread_t *tids;        /* (noise_threads) drawing threads of the current step */
     struct noise_job *jobs; /* (noise_threads) */
-    double *norms;   /* (micro_batch) */
-    float *factors;  /* (micro_batch) */
+    double *norms;          /* (micro_batch) */
+    float *factors;         /* (micro_batch) */
 };
 
 void shoal_dpsgd_config_default(shoal_dpsgd_config *c) {
@@ -120,8 +120,7 @@ shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
         dp->pre = malloc((size_t)dp->d * sizeof *dp->pre);
     SHOAL_REQUIRE_GOTO(dp->rngs && dp->norms && dp->factors && dp->tids && dp->jobs &&
                            (dp->pre || cfg->noise_inline || dp->d > SHOAL_MAX_DP_PREDRAW_PARAMS),
-                       SHOAL_ERR_NOMEM,
-                       "dp-sgd: out of memory");
+                       SHOAL_ERR_NOMEM, "dp-sgd: out of memory");
     for (int i = 0; i < dp->cfg.noise_threads; i++) {
         if (cfg->test_seed)
             SHOAL_CHECK_GOTO(shoal_dp_rng_init_deterministic(&dp->rngs[i], cfg->test_seed + i));
@@ -217,8 +216,8 @@ static void start_draw(shoal_dpsgd *dp, int *started) {
     size_t n = (size_t)dp->d;
     for (int i = 0; i < nt; i++) {
         size_t lo = n * (size_t)i / (size_t)nt, hi = n * (size_t)(i + 1) / (size_t)nt;
-        dp->jobs[i] = (struct noise_job){dp->rngs[i], dp->cfg.noise_mode, dp->pre + lo, hi - lo,
-                                         SHOAL_OK};
+        dp->jobs[i] =
+            (struct noise_job){dp->rngs[i], dp->cfg.noise_mode, dp->pre + lo, hi - lo, SHOAL_OK};
         started[i] = pthread_create(&dp->tids[i], NULL, draw_job, &dp->jobs[i]) == 0;
         if (!started[i]) draw_job(&dp->jobs[i]);
     }
