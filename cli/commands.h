@@ -24,5 +24,6 @@ int shoal_cmd_logs(int argc, char **argv);
 int shoal_cmd_cancel(int argc, char **argv);
 #endif
 int shoal_cmd_data(int argc, char **argv);
+int shoal_cmd_train(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const shoal_command commands[] = {
     {"data", "prepare a JSONL dataset into token shards (data prepare); check one (data inspect)",
      shoal_cmd_data},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
+    {"train", "train a GPT on a prepared dataset (one rank, or data-parallel under mpirun/srun)",
+     shoal_cmd_train},
 #ifdef SHOAL_WITH_COORDINATOR
     {"coordinator", "run the control plane: job store, scheduler, launchers, RPC services",
      shoal_cmd_coordinator},

@@ -12,8 +12,9 @@
  * batch (loader.h), so the global batch is world x B x grad_accum sequences. Parameters are
  * broadcast from rank 0 at start; each rank sums its micro-batch gradients, the sums are
  * all-reduced (SUM, in buckets of SHOAL_LIMIT_GRAD_BUCKET_ELEMS) and divided by the number of
- * micro-batches used over all ranks, so 2 ranks at B equal 1 rank at B with accumulation 2 bit
- * for bit and 1 rank at 2B up to float rounding. The step loss and validation loss are the
+ * micro-batches used over all ranks, so 2 ranks at B equal 1 rank at B with accumulation 2 and
+ * 1 rank at 2B up to float rounding (backward accumulates into the gradient inside its matmuls,
+ * so the sums round differently). eval_batches counts global batches. The step loss and validation loss are the
  * global ones (sums and counts all-reduced). zero=1 (ZeRO stage 1): the AdamW moments are
  * sharded by shoal_comm_shard(); the gradient is reduce-scattered, the global norm for clipping
  * all-reduced from the shards' squared norms, each rank updates its parameter block and the

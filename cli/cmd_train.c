@@ -1,0 +1,340 @@
+/* cmd_train.c: `shoal train`: fine-tune (or pre-train) a GPT on a prepared dataset, on one rank
+ * or data-parallel under mpirun/srun.
+ *
+ * Argument parsing, model set-up and the communicator only: the loop is worker/train/trainer.h,
+ * the collectives worker/dist/comm.h. Settings come from the coordinator's job spec
+ * (--spec FILE.json, proto/jobspec.h) when given, then from flags, which override it. Every rank
+ * runs this same command; rank 0 prints and writes the model, the others stay quiet except for
+ * errors. Exit codes: 0 done, 1 training failed (bad data, model or checkpoint: the message
+ * names it), 2 usage, 75 (SHOAL_COMM_EXIT_LOST) a rank was lost or a collective hung:
+ * relaunching with --resume auto continues from the last complete checkpoint.
+ * Tested by tests/dist/test_train_ddp.sh (flags, errors, ranks, resume, kill -9) and
+ * tests/dist/test_train_slurm.sh.
+ */
+#define SHOAL_LOG_SUBSYS "train"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "common/fileio.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "worker/dist/comm.h"
+#include "worker/model/gpt.h"
+#include "worker/train/trainer.h"
+#ifdef SHOAL_WITH_JOBSPEC
+#include "proto/jobspec.h"
+#endif
+
+static const char *usage =
+    "usage: shoal train (--model DIR | --init-config FILE.json) --data DIR --out DIR [options]\n"
+    "       shoal train --spec JOB.json [options]\n\n"
+    "Trains with AdamW, warmup + cosine LR, gradient accumulation and clipping; checkpoints go\n"
+    "to OUT/checkpoints/step-N (complete when DONE is there) and the model to OUT. Under\n"
+    "mpirun/srun every rank runs this command: the global batch is ranks x --batch x\n"
+    "--grad-accum sequences of --seq tokens.\n\n"
+    "  --model DIR          start from a Hugging Face GPT-2 directory\n"
+    "  --init-config FILE   start from random weights of this config.json (seeded by --seed)\n"
+    "  --data DIR           prepared by `shoal data prepare`\n"
+    "  --out DIR            output model directory (checkpoints inside)\n"
+    "  --spec FILE          the coordinator's job spec (finetune section); flags override it\n"
+    "  --steps N (100)  --batch B (8)  --seq T (64)  --grad-accum K (1)\n"
+    "  --lr X (3e-4)  --warmup N (10)  --min-lr-ratio X (0.1)  --weight-decay X (0.1)\n"
+    "  --clip X (1.0; 0 = none)  --eval-every N (50)  --eval-batches N (20; 0 = all)\n"
+    "  --ckpt-every N (100; 0 = at the end only)  --seed N (1)  --threads N (cores / ranks)\n"
+    "  --zero 0|1           1: shard the optimizer state over the ranks (ZeRO stage 1)\n"
+    "  --comm auto|single|mpi  the communicator (auto: mpi under mpirun/srun)\n"
+    "  --resume DIR|auto    continue from a checkpoint directory, or the newest complete one\n"
+    "  --stop-after N       stop (with a checkpoint) after step N\n\n"
+    "Exit codes: 0 done, 1 training failed, 2 usage, 75 a rank was lost or a collective hung\n"
+    "(relaunch with --resume auto).\n";
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_f64(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+typedef struct {
+    const char *model_dir, *init_config, *spec, *resume;
+    int threads;
+    shoal_comm_backend backend;
+    char *owned[3]; /* strings copied out of the spec */
+} train_args;
+
+#ifdef SHOAL_WITH_JOBSPEC
+/* Settings of a finetune job spec; what this trainer cannot do is refused by name. */
+static int apply_spec(const char *path, train_args *a, shoal_trainer_config *c) {
+    shoal_job_spec sp;
+    shoal_job_spec_init(&sp);
+    if (shoal_job_spec_load_file(path, &sp) != SHOAL_OK) {
+        fprintf(stderr, "shoal train: %s: %s\n", path, shoal_job_spec_last_error());
+        shoal_job_spec_free(&sp);
+        return 2;
+    }
+    int rc = 2;
+    const shoal_hyper *h = &sp.hyper;
+    if (sp.kind != SHOAL_JOB_KIND_FINETUNE || !sp.output_dir || !sp.base_model_dir ||
+        !sp.dataset_dir) {
+        fprintf(stderr, "shoal train: %s: not a finetune job with output_dir\n", path);
+    } else if (h->lora_rank > 0) {
+        fprintf(stderr, "shoal train: %s: finetune.lora_rank %d: LoRA is not in this build; "
+                "use 0 (full fine-tuning)\n", path, h->lora_rank);
+    } else if (sp.dp.enabled) {
+        fprintf(stderr, "shoal train: %s: finetune.dp: DP-SGD is not in this build\n", path);
+    } else if (h->lr_schedule == SHOAL_LR_LINEAR) {
+        fprintf(stderr, "shoal train: %s: finetune.lr_schedule linear is not supported; use "
+                "cosine or constant\n", path);
+    } else {
+        a->owned[0] = strdup(sp.base_model_dir);
+        a->owned[1] = strdup(sp.dataset_dir);
+        a->owned[2] = strdup(sp.output_dir);
+        if (!a->owned[0] || !a->owned[1] || !a->owned[2]) {
+            fprintf(stderr, "shoal train: out of memory\n");
+            rc = 1;
+        } else {
+            a->model_dir = a->owned[0];
+            c->data_dir = a->owned[1];
+            c->out_dir = a->owned[2];
+            if (h->learning_rate > 0) c->lr = h->learning_rate;
+            if (h->weight_decay > 0) c->weight_decay = (float)h->weight_decay;
+            if (h->warmup_steps > 0) c->warmup_steps = h->warmup_steps;
+            if (h->max_steps > 0) c->steps = h->max_steps;
+            if (h->batch_size > 0) c->B = h->batch_size;
+            if (h->grad_accum_steps > 0) c->grad_accum = h->grad_accum_steps;
+            if (h->seq_len > 0) c->T = h->seq_len;
+            if (h->seed > 0) c->seed = (uint64_t)h->seed;
+            if (h->checkpoint_every > 0) c->ckpt_every = h->checkpoint_every;
+            if (h->lr_schedule == SHOAL_LR_CONSTANT) c->min_lr_ratio = 1.0;
+            a->resume = "auto"; /* a retried attempt continues; --resume overrides */
+            rc = 0;
+        }
+    }
+    shoal_job_spec_free(&sp);
+    return rc;
+}
+#endif
+
+/* Flags into a and c; 0 ok, 2 usage error (printed), -1 --help printed. */
+static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_config *c) {
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            fputs(usage, stdout);
+            return -1;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v || strncmp(f, "--", 2) != 0) {
+            fprintf(stderr, "shoal train: %s '%s'%s\n\n%s",
+                    strncmp(f, "--", 2) == 0 ? "option" : "unexpected argument", f,
+                    strncmp(f, "--", 2) == 0 ? " needs a value" : "", usage);
+            return 2;
+        }
+        i++;
+        int64_t n = 0;
+        double x = 0;
+        int ok = 1;
+        if (strcmp(f, "--spec") == 0) {
+            a->spec = v; /* applied before the other flags */
+        } else if (strcmp(f, "--model") == 0) {
+            a->model_dir = v;
+            a->init_config = NULL;
+        } else if (strcmp(f, "--init-config") == 0) {
+            a->init_config = v;
+            a->model_dir = NULL;
+        } else if (strcmp(f, "--data") == 0) {
+            c->data_dir = v;
+        } else if (strcmp(f, "--out") == 0) {
+            c->out_dir = v;
+        } else if (strcmp(f, "--resume") == 0) {
+            a->resume = v;
+        } else if (strcmp(f, "--steps") == 0) {
+            ok = parse_i64(v, 1, (1ll << 31) - 1, &c->steps);
+        } else if (strcmp(f, "--batch") == 0) {
+            ok = parse_i64(v, 1, 65536, &n);
+            c->B = (int)n;
+        } else if (strcmp(f, "--seq") == 0) {
+            ok = parse_i64(v, 1, 1 << 20, &n);
+            c->T = (int)n;
+        } else if (strcmp(f, "--grad-accum") == 0) {
+            ok = parse_i64(v, 1, 65536, &n);
+            c->grad_accum = (int)n;
+        } else if (strcmp(f, "--lr") == 0) {
+            ok = parse_f64(v, 1e-12, 10, &c->lr);
+        } else if (strcmp(f, "--warmup") == 0) {
+            ok = parse_i64(v, 0, (1ll << 31) - 1, &c->warmup_steps);
+        } else if (strcmp(f, "--min-lr-ratio") == 0) {
+            ok = parse_f64(v, 0, 1, &c->min_lr_ratio);
+        } else if (strcmp(f, "--weight-decay") == 0) {
+            ok = parse_f64(v, 0, 10, &x);
+            c->weight_decay = (float)x;
+        } else if (strcmp(f, "--clip") == 0) {
+            ok = parse_f64(v, 0, 1e6, &x);
+            c->grad_clip = (float)x;
+        } else if (strcmp(f, "--eval-every") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &c->eval_every);
+        } else if (strcmp(f, "--eval-batches") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &c->eval_batches);
+        } else if (strcmp(f, "--ckpt-every") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &c->ckpt_every);
+        } else if (strcmp(f, "--stop-after") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &c->stop_after);
+        } else if (strcmp(f, "--seed") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &n);
+            c->seed = (uint64_t)n;
+        } else if (strcmp(f, "--threads") == 0) {
+            ok = parse_i64(v, 1, 4096, &n);
+            a->threads = (int)n;
+        } else if (strcmp(f, "--zero") == 0) {
+            ok = parse_i64(v, 0, 1, &n);
+            c->zero = (int)n;
+        } else if (strcmp(f, "--comm") == 0) {
+            ok = shoal_comm_backend_parse(v, &a->backend) == SHOAL_OK &&
+                 a->backend != SHOAL_COMM_NCCL;
+        } else {
+            fprintf(stderr, "shoal train: unknown option '%s'\n\n%s", f, usage);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "shoal train: %s '%s' is not valid (see --help for the range)\n", f,
+                    v);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int exit_code(shoal_status st) {
+    if (st == SHOAL_OK) return 0;
+    return st == SHOAL_ERR_COMM || st == SHOAL_ERR_TIMEOUT ? SHOAL_COMM_EXIT_LOST : 1;
+}
+
+int shoal_cmd_train(int argc, char **argv) {
+    shoal_trainer_config c;
+    shoal_trainer_config_default(&c);
+    train_args a = {0};
+    a.backend = SHOAL_COMM_AUTO;
+    /* pass 1 finds --spec, pass 2 lets the other flags override it */
+    int rc = parse_flags(argc, argv, &a, &c);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (a.spec) {
+#ifdef SHOAL_WITH_JOBSPEC
+        rc = apply_spec(a.spec, &a, &c);
+        if (rc) goto out;
+        const char *spec = a.spec;
+        rc = parse_flags(argc, argv, &a, &c);
+        a.spec = spec;
+        if (rc) goto out;
+#else
+        fprintf(stderr, "shoal train: --spec needs the coordinator's job spec, not in this "
+                "build\n");
+        return 2;
+#endif
+    }
+    if ((!a.model_dir && !a.init_config) || !c.data_dir || !c.out_dir) {
+        fprintf(stderr, "shoal train: --model or --init-config, --data and --out are required "
+                "(or --spec)\n\n%s", usage);
+        rc = 2;
+        goto out;
+    }
+    if (a.resume && strcmp(a.resume, "auto") == 0)
+        c.resume = 1;
+    else if (a.resume)
+        c.resume_from = a.resume;
+
+    shoal_comm *comm = NULL;
+    shoal_gpt *m = NULL;
+    FILE *metrics = NULL;
+    shoal_comm_options co = {.backend = a.backend};
+    shoal_status st = shoal_comm_init(&comm, &co);
+    if (st != SHOAL_OK) {
+        fprintf(stderr, "shoal train: cannot start the %s communicator: %s\n",
+                shoal_comm_backend_name(a.backend), shoal_status_str(st));
+        rc = exit_code(st) == 0 ? 1 : exit_code(st);
+        goto out;
+    }
+    int rank = shoal_comm_rank(comm), world = shoal_comm_world_size(comm);
+    if (world > 1) {
+        char role[32];
+        snprintf(role, sizeof role, "rank %d", rank);
+        shoal_log_set_role(role);
+    }
+    if (a.model_dir) {
+        st = shoal_gpt_load_dir(a.model_dir, &m);
+    } else {
+        shoal_gpt_config mc;
+        st = shoal_gpt_config_load(a.init_config, &mc);
+        if (st == SHOAL_OK) st = shoal_gpt_create(&mc, &m);
+        if (st == SHOAL_OK) st = shoal_gpt_init_random(m, c.seed);
+    }
+    if (st != SHOAL_OK) {
+        fprintf(stderr, "shoal train: cannot load the model from %s: %s\n",
+                a.model_dir ? a.model_dir : a.init_config, shoal_status_str(st));
+        goto done;
+    }
+    int threads = a.threads;
+    if (threads <= 0 && !getenv("OMP_NUM_THREADS")) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int local = shoal_comm_local_size(comm);
+        threads = cores > 0 ? (int)(cores / (local > 0 ? local : 1)) : 1;
+        if (threads < 1) threads = 1;
+    }
+    if (threads > 0 && (st = shoal_gpt_set_threads(m, threads)) != SHOAL_OK) goto done;
+    if (rank == 0) {
+        long long g = (long long)world * c.B * c.grad_accum;
+        printf("shoal train: %d rank%s (%s) x micro-batch %d x accumulation %d = global batch %lld "
+               "sequences of %d tokens (%lld tokens/step), %lld steps, zero %d\n",
+               world, world == 1 ? "" : "s", shoal_comm_backend_name(shoal_comm_backend_of(comm)),
+               c.B, c.grad_accum, g, c.T, g * c.T, (long long)c.steps, world > 1 && c.zero);
+        fflush(stdout);
+        char path[SHOAL_MAX_PATH];
+        if ((st = shoal_mkdir_p(c.out_dir)) != SHOAL_OK ||
+            (st = shoal_path_join(path, sizeof path, c.out_dir, "train_log.txt")) != SHOAL_OK)
+            goto done;
+        metrics = fopen(path, "a");
+        if (!metrics) SHOAL_LOG_WARN("%s: cannot open: %s (no loss log)", path, strerror(errno));
+        c.progress = stdout;
+        c.metrics = metrics;
+    }
+    c.comm = comm;
+    shoal_trainer_result r;
+    st = shoal_trainer_run(m, &c, &r);
+    if (st == SHOAL_OK && rank == 0) {
+        printf("trained steps %lld..%lld: loss %.4f -> %.4f, val loss %.4f, %.0f tok/s\n",
+               (long long)r.start_step, (long long)r.end_step, r.first_loss, r.last_loss,
+               r.val_loss, r.tokens_per_s);
+        if (r.end_step == c.steps) printf("wrote %s\n", c.out_dir);
+    }
+done:
+    if (st != SHOAL_OK)
+        fprintf(stderr, "shoal train: failed: %s%s\n", shoal_status_str(st),
+                exit_code(st) == SHOAL_COMM_EXIT_LOST
+                    ? " (a rank was lost; relaunch with --resume auto)"
+                    : "");
+    rc = exit_code(st);
+    if (metrics) fclose(metrics);
+    shoal_gpt_free(m);
+    shoal_comm_free(comm);
+out:
+    for (int i = 0; i < 3; i++)
+        free(a.owned[i]);
+    return rc;
+}
