@@ -97,6 +97,29 @@ PY
 then ok "loss trajectories equal within 1e-5 (2B, B x2 accumulation, 2 ranks, 2 ranks ZeRO)"
 else bad "loss trajectories equal"; fi
 
+# ---- the coordinator's job spec (finetune section), starting from the 2B run's model ----
+cat >"$T/job.json" <<EOF
+{"name": "ft", "ranks": 2, "output_dir": "$T/spec-out",
+ "finetune": {"base_model_dir": "$T/big", "dataset_dir": "$T/ds", "learning_rate": 0.001,
+              "max_steps": 4, "batch_size": 2, "seq_len": 16, "warmup_steps": 1,
+              "checkpoint_every": 2, "seed": 5}}
+EOF
+sed 's/"seed": 5/"seed": 5, "lora_rank": 4/' "$T/job.json" >"$T/job-lora.json"
+if ! "$SHOAL" train --spec /nonexistent 2>&1 | grep -q "not in this build"; then
+  expect "--spec: 2 ranks" 0 MPI "$SHOAL" train --spec "$T/job.json" --threads 1
+  grep -q "global batch 4 sequences of 16 tokens (64 tokens/step), 4 steps" "$T/out" \
+    && ok "--spec: settings from the spec" || bad "--spec: settings from the spec"
+  [ -f "$T/spec-out/checkpoints/step-00000004/DONE" ] && [ -f "$T/spec-out/model.safetensors" ] \
+    && ok "--spec: checkpoints and model in output_dir" || bad "--spec: checkpoints and model in output_dir"
+  expect "--spec: a flag overrides it" 0 MPI "$SHOAL" train --spec "$T/job.json" --steps 6 --threads 1
+  grep -q "resumed from .*step-00000004 at step 4" "$T/err" && ok "--spec: a retry resumes (auto)" \
+    || bad "--spec: a retry resumes (auto)"
+  expect "--spec: LoRA refused" 2 "$SHOAL" train --spec "$T/job-lora.json"
+  grep -q "lora_rank" "$T/err" && ok "--spec: refusal names lora_rank" || bad "--spec: refusal names lora_rank"
+else
+  echo "    (--spec not in this build: coordinator not built)"
+fi
+
 # ---- resume across ranks ----
 for z in 0 1; do
   R=(--steps 10 --batch 2 --ckpt-every 5 --zero $z)
