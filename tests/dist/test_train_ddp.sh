@@ -39,18 +39,7 @@ expect() { # expect NAME RC CMD...
 MPI() { timeout -k 5 60 mpirun -np 2 "$@"; }
 
 # ---- a tiny model and data set ----
-python3 - "$T/t.jsonl" <<'PY'
-import json, random, sys
-r = random.Random(3)
-w = "the cat sat on a mat and dog ran to big red blue house car tree sun moon".split()
-with open(sys.argv[1], "w") as f:
-    for _ in range(300):
-        f.write(json.dumps({"text": " ".join(r.choice(w) for _ in range(r.randint(8, 30)))}) + "\n")
-PY
-echo '{"model_type":"gpt2","n_layer":1,"n_head":2,"n_embd":16,"vocab_size":50257,"n_positions":32}' >"$T/cfg.json"
-expect "data prepare" 0 "$SHOAL" data prepare --tokenizer "$VOCAB" --input "$T/t.jsonl" --out "$T/ds" --val-fraction 0.1
-C=(--init-config "$T/cfg.json" --data "$T/ds" --seq 16 --eval-every 10 --eval-batches 4 --threads 1
-   --lr 1e-2 --warmup 2)
+if . "$(dirname "$0")/train_fixture.sh"; then ok "data prepare"; else bad "data prepare"; fi
 
 if [ "$PART" != resume ]; then
 # ---- usage ----
