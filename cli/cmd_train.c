@@ -29,6 +29,11 @@
 #ifdef SHOAL_WITH_JOBSPEC
 #include "proto/jobspec.h"
 #endif
+#ifdef SHOAL_WITH_COORDINATOR
+#include "common/timeutil.h"
+#include "coordinator/api.h"
+#include "coordinator/client.h"
+#endif
 
 static const char *usage =
     "usage: shoal train (--model DIR | --init-config FILE.json) --data DIR --out DIR [options]\n"
@@ -222,6 +227,126 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
     return 0;
 }
 
+/* ---- reports to the coordinator (RunService), when it launched us ----
+ * Only when SHOAL_COORDINATOR, SHOAL_RUN_TOKEN, SHOAL_JOB_ID and SHOAL_ATTEMPT are all set and
+ * this build has the RPC client; a failed report is logged once and training goes on (the
+ * launcher's view of the exit and the DONE markers are authoritative anyway). */
+typedef struct {
+#ifdef SHOAL_WITH_COORDINATOR
+    shoal_rpc_client *cli;
+    Shoal__V1__RunIdentity id;
+    double last_progress;
+    int warned;
+#endif
+    int on;
+} reporter;
+
+#ifdef SHOAL_WITH_COORDINATOR
+static void rep_warn(reporter *r, const char *what, shoal_status st) {
+    if (r->warned++) return;
+    SHOAL_LOG_WARN("could not report %s to the coordinator (%s); training goes on", what,
+                   shoal_status_str(st));
+}
+
+static void rep_step(void *arg, int64_t step, int64_t total, float loss, double tps) {
+    reporter *r = arg;
+    double now = shoal_now_s();
+    if (step != total && now - r->last_progress < 1.0) return; /* at most once a second */
+    r->last_progress = now;
+    Shoal__V1__Progress p = SHOAL__V1__PROGRESS__INIT;
+    p.step = step;
+    p.total_steps = total;
+    p.loss = loss;
+    p.tokens_per_s = tps;
+    p.updated_at = shoal_wall_s();
+    Shoal__V1__ReportProgressRequest req = SHOAL__V1__REPORT_PROGRESS_REQUEST__INIT;
+    req.run = &r->id;
+    req.progress = &p;
+    ProtobufCMessage *resp = NULL;
+    shoal_rpc_result res;
+    shoal_status st = shoal_rpc_client_unary(r->cli, &shoal_api_report_progress, &req.base, 5000,
+                                             &resp, &res);
+    if (st != SHOAL_OK) rep_warn(r, "progress", st);
+    shoal_rpc_msg_free(resp);
+}
+
+static void rep_checkpoint(void *arg, int64_t step, const char *dir) {
+    reporter *r = arg;
+    char abs[SHOAL_MAX_PATH];
+    if (!realpath(dir, abs)) return;
+    Shoal__V1__ReportCheckpointRequest req = SHOAL__V1__REPORT_CHECKPOINT_REQUEST__INIT;
+    req.run = &r->id;
+    req.step = step;
+    req.path = abs;
+    ProtobufCMessage *resp = NULL;
+    shoal_rpc_result res;
+    shoal_status st = shoal_rpc_client_unary(r->cli, &shoal_api_report_checkpoint, &req.base,
+                                             5000, &resp, &res);
+    if (st != SHOAL_OK) rep_warn(r, "a checkpoint", st);
+    shoal_rpc_msg_free(resp);
+}
+#endif
+
+static void rep_start(reporter *r, int rank, shoal_trainer_config *c) {
+    memset(r, 0, sizeof *r);
+#ifdef SHOAL_WITH_COORDINATOR
+    const char *job = getenv("SHOAL_JOB_ID"), *att = getenv("SHOAL_ATTEMPT");
+    const char *tok = getenv("SHOAL_RUN_TOKEN");
+    int64_t job_id = 0, attempt = 0;
+    if (!getenv("SHOAL_COORDINATOR") || !tok || !parse_i64(job, 1, INT64_MAX, &job_id) ||
+        !parse_i64(att, 0, INT32_MAX, &attempt))
+        return;
+    shoal_client_conf cc;
+    int ac = 1;
+    char *av[] = {"train", NULL};
+    if (shoal_client_conf_resolve(&ac, av, &cc) != SHOAL_OK ||
+        shoal_client_connect(&cc, &r->cli) != SHOAL_OK) {
+        SHOAL_LOG_WARN("SHOAL_COORDINATOR is set but no connection can be set up; no reports");
+        return;
+    }
+    shoal__v1__run_identity__init(&r->id);
+    r->id.job_id = (uint64_t)job_id;
+    r->id.attempt = (int32_t)attempt;
+    r->id.rank = rank;
+    r->id.run_token = (char *)tok;
+    r->on = 1;
+    if (rank == 0) {
+        c->on_step = rep_step;
+        c->on_checkpoint = rep_checkpoint;
+        c->cb_arg = r;
+    }
+#else
+    (void)rank;
+    (void)c;
+#endif
+}
+
+static void rep_exit(reporter *r, int code, const char *msg, const char *model_dir) {
+#ifdef SHOAL_WITH_COORDINATOR
+    if (r->on) {
+        char abs[SHOAL_MAX_PATH] = "";
+        if (model_dir && !realpath(model_dir, abs)) abs[0] = 0;
+        Shoal__V1__ReportExitRequest req = SHOAL__V1__REPORT_EXIT_REQUEST__INIT;
+        req.run = &r->id;
+        req.exit_code = code;
+        req.message = (char *)msg;
+        req.model_dir = abs;
+        ProtobufCMessage *resp = NULL;
+        shoal_rpc_result res;
+        shoal_status st = shoal_rpc_client_unary(r->cli, &shoal_api_report_exit, &req.base, 5000,
+                                                 &resp, &res);
+        if (st != SHOAL_OK) rep_warn(r, "the exit", st);
+        shoal_rpc_msg_free(resp);
+    }
+    shoal_rpc_client_free(r->cli);
+#else
+    (void)r;
+    (void)code;
+    (void)msg;
+    (void)model_dir;
+#endif
+}
+
 static int exit_code(shoal_status st) {
     if (st == SHOAL_OK) return 0;
     return st == SHOAL_ERR_COMM || st == SHOAL_ERR_TIMEOUT ? SHOAL_COMM_EXIT_LOST : 1;
@@ -263,6 +388,8 @@ int shoal_cmd_train(int argc, char **argv) {
     shoal_comm *comm = NULL;
     shoal_gpt *m = NULL;
     FILE *metrics = NULL;
+    reporter rep = {0};
+    shoal_trainer_result r = {0};
     shoal_comm_options co = {.backend = a.backend};
     shoal_status st = shoal_comm_init(&comm, &co);
     if (st != SHOAL_OK) {
@@ -315,7 +442,7 @@ int shoal_cmd_train(int argc, char **argv) {
         c.metrics = metrics;
     }
     c.comm = comm;
-    shoal_trainer_result r;
+    rep_start(&rep, rank, &c);
     st = shoal_trainer_run(m, &c, &r);
     if (st == SHOAL_OK && rank == 0) {
         printf("trained steps %lld..%lld: loss %.4f -> %.4f, val loss %.4f, %.0f tok/s\n",
@@ -330,6 +457,8 @@ done:
                     ? " (a rank was lost; relaunch with --resume auto)"
                     : "");
     rc = exit_code(st);
+    rep_exit(&rep, rc, st == SHOAL_OK ? "done" : shoal_status_str(st),
+             st == SHOAL_OK && rank == 0 && r.end_step == c.steps ? c.out_dir : NULL);
     if (metrics) fclose(metrics);
     shoal_gpt_free(m);
     shoal_comm_free(comm);

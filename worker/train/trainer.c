@@ -175,6 +175,7 @@ static shoal_status save_checkpoint(run_state *s, int64_t step) {
         char line[64];
         int n = snprintf(line, sizeof line, "step %lld world %d\n", (long long)step, s->world);
         SHOAL_CHECK(shoal_file_write_atomic(done, line, (size_t)n));
+        if (s->cfg->on_checkpoint) s->cfg->on_checkpoint(s->cfg->cb_arg, step, dir);
     }
     return SHOAL_OK;
 }
@@ -525,6 +526,11 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         if (metrics) fflush(metrics);
         if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || last)
             SHOAL_CHECK_GOTO(save_checkpoint(&s, step + 1));
+        if (s.rank == 0 && cfg->on_step) {
+            double dt = shoal_now_s() - t0;
+            cfg->on_step(cfg->cb_arg, step + 1, cfg->steps, loss,
+                         dt > 0 ? (double)r.tokens / dt : 0.0);
+        }
         if (bar_on) {
             double dt = shoal_now_s() - t0;
             char suffix[128];

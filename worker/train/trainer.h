@@ -71,6 +71,11 @@ typedef struct {
     int save_model;       /* write the HF model directory at the end (1 by default) */
     FILE *progress;       /* progress bar / lines; NULL: quiet (used on rank 0 only) */
     FILE *metrics;        /* "step N loss X lr Y" / "step N val_loss X" lines; rank 0 only */
+    /* Rank 0 only, may be NULL: after each step, and after each complete checkpoint (dir holds
+     * DONE). They run on the training thread and must not call the communicator. */
+    void (*on_step)(void *arg, int64_t step, int64_t total, float loss, double tokens_per_s);
+    void (*on_checkpoint)(void *arg, int64_t step, const char *dir);
+    void *cb_arg;
 } shoal_trainer_config;
 
 typedef struct {
