@@ -2,14 +2,15 @@
  * or data-parallel under mpirun/srun.
  *
  * Argument parsing, model set-up and the communicator only: the loop is worker/train/trainer.h,
- * the collectives worker/dist/comm.h. Settings come from the coordinator's job spec
+ * DP-SGD worker/train/dpsgd.h (one rank), the collectives worker/dist/comm.h. Settings come from the coordinator's job spec
  * (--spec FILE.json, proto/jobspec.h) when given, then from flags, which override it. Every rank
  * runs this same command; rank 0 prints and writes the model, the others stay quiet except for
  * errors. Exit codes: 0 done, 1 training failed (bad data, model or checkpoint: the message
  * names it), 2 usage, 75 (SHOAL_COMM_EXIT_LOST) a rank was lost or a collective hung:
  * relaunching with --resume auto continues from the last complete checkpoint.
- * Tested by tests/dist/test_train_ddp.sh (flags, errors, ranks, resume, kill -9) and
- * tests/dist/test_train_slurm.sh.
+ * Tested by tests/dist/test_train_ddp.sh (flags, errors, ranks, resume, kill -9),
+ * tests/dist/test_train_slurm.sh, tests/dist/test_train_coordinator.sh and (DP-SGD)
+ * tests/dp/test_train_dp_cli.sh.
  */
 #define SHOAL_LOG_SUBSYS "train"
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "common/fileio.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "privacy/noise.h"
 #include "worker/dist/comm.h"
 #include "worker/model/gpt.h"
 #include "worker/train/trainer.h"
@@ -54,7 +56,17 @@ static const char *usage =
     "  --zero 0|1           1: shard the optimizer state over the ranks (ZeRO stage 1)\n"
     "  --comm auto|single|mpi  the communicator (auto: mpi under mpirun/srun)\n"
     "  --resume DIR|auto    continue from a checkpoint directory, or the newest complete one\n"
-    "  --stop-after N       stop (with a checkpoint) after step N\n\n"
+    "  --stop-after N       stop (with a checkpoint) after step N\n"
+    "  --init-seed N        seed of --init-config's random weights (default: --seed)\n"
+    "  DP-SGD (one rank): --dp-clip C (--dp-noise SIGMA | --dp-epsilon EPS) --dp-delta DELTA\n"
+    "                     [--dp-noise-mode exact|fast]\n"
+    "    every step takes a Poisson sample of the training windows with rate q = batch*accum/N,\n"
+    "    clips each example's gradient to C, adds Gaussian noise of std SIGMA*C (EXACT discrete\n"
+    "    Gaussian by default) and divides by q*N. --dp-epsilon solves SIGMA for the planned\n"
+    "    steps, and with --dp-noise is a budget the plan must fit. Epsilon so far is in the\n"
+    "    progress line and OUT/shoal.json (\"dp\"); see docs/privacy.md.\n"
+    "  Aliases: --config (--init-config), --accum (--grad-accum), --grad-clip (--clip),\n"
+    "  --resume with no value (--resume auto).\n\n"
     "Exit codes: 0 done, 1 training failed, 2 usage, 75 a rank was lost or a collective hung\n"
     "(relaunch with --resume auto).\n";
 
@@ -79,8 +91,9 @@ static int parse_f64(const char *s, double lo, double hi, double *out) {
 }
 
 typedef struct {
-    const char *model_dir, *init_config, *spec, *resume;
+    const char *model_dir, *init_config, *spec, *resume, *dp_mode;
     int threads;
+    int64_t init_seed; /* -1: --seed */
     shoal_comm_backend backend;
     char *owned[3]; /* strings copied out of the spec */
 } train_args;
@@ -103,8 +116,6 @@ static int apply_spec(const char *path, train_args *a, shoal_trainer_config *c) 
     } else if (h->lora_rank > 0) {
         fprintf(stderr, "shoal train: %s: finetune.lora_rank %d: LoRA is not in this build; "
                 "use 0 (full fine-tuning)\n", path, h->lora_rank);
-    } else if (sp.dp.enabled) {
-        fprintf(stderr, "shoal train: %s: finetune.dp: DP-SGD is not in this build\n", path);
     } else if (h->lr_schedule == SHOAL_LR_LINEAR) {
         fprintf(stderr, "shoal train: %s: finetune.lr_schedule linear is not supported; use "
                 "cosine or constant\n", path);
@@ -129,6 +140,12 @@ static int apply_spec(const char *path, train_args *a, shoal_trainer_config *c) 
             if (h->seed > 0) c->seed = (uint64_t)h->seed;
             if (h->checkpoint_every > 0) c->ckpt_every = h->checkpoint_every;
             if (h->lr_schedule == SHOAL_LR_CONSTANT) c->min_lr_ratio = 1.0;
+            if (sp.dp.enabled) {
+                c->dp_clip = sp.dp.max_grad_norm;
+                c->dp_noise = sp.dp.noise_multiplier;
+                c->dp_epsilon = sp.dp.target_epsilon;
+                c->dp_delta = sp.dp.target_delta;
+            }
             a->resume = "auto"; /* a retried attempt continues; --resume overrides */
             rc = 0;
         }
@@ -147,6 +164,10 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
             return -1;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(f, "--resume") == 0 && (!v || strncmp(v, "--", 2) == 0)) {
+            a->resume = "auto";
+            continue;
+        }
         if (!v || strncmp(f, "--", 2) != 0) {
             fprintf(stderr, "shoal train: %s '%s'%s\n\n%s",
                     strncmp(f, "--", 2) == 0 ? "option" : "unexpected argument", f,
@@ -162,7 +183,7 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
         } else if (strcmp(f, "--model") == 0) {
             a->model_dir = v;
             a->init_config = NULL;
-        } else if (strcmp(f, "--init-config") == 0) {
+        } else if (strcmp(f, "--init-config") == 0 || strcmp(f, "--config") == 0) {
             a->init_config = v;
             a->model_dir = NULL;
         } else if (strcmp(f, "--data") == 0) {
@@ -179,7 +200,7 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
         } else if (strcmp(f, "--seq") == 0) {
             ok = parse_i64(v, 1, 1 << 20, &n);
             c->T = (int)n;
-        } else if (strcmp(f, "--grad-accum") == 0) {
+        } else if (strcmp(f, "--grad-accum") == 0 || strcmp(f, "--accum") == 0) {
             ok = parse_i64(v, 1, 65536, &n);
             c->grad_accum = (int)n;
         } else if (strcmp(f, "--lr") == 0) {
@@ -191,7 +212,7 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
         } else if (strcmp(f, "--weight-decay") == 0) {
             ok = parse_f64(v, 0, 10, &x);
             c->weight_decay = (float)x;
-        } else if (strcmp(f, "--clip") == 0) {
+        } else if (strcmp(f, "--clip") == 0 || strcmp(f, "--grad-clip") == 0) {
             ok = parse_f64(v, 0, 1e6, &x);
             c->grad_clip = (float)x;
         } else if (strcmp(f, "--eval-every") == 0) {
@@ -211,6 +232,21 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
         } else if (strcmp(f, "--zero") == 0) {
             ok = parse_i64(v, 0, 1, &n);
             c->zero = (int)n;
+        } else if (strcmp(f, "--init-seed") == 0) {
+            ok = parse_i64(v, 0, INT64_MAX, &a->init_seed);
+        } else if (strcmp(f, "--dp-clip") == 0) {
+            ok = parse_f64(v, 1e-12, 1e6, &c->dp_clip);
+        } else if (strcmp(f, "--dp-noise") == 0) {
+            ok = parse_f64(v, 0, 1e6, &c->dp_noise);
+        } else if (strcmp(f, "--dp-epsilon") == 0) {
+            ok = parse_f64(v, 0, 1e6, &c->dp_epsilon);
+        } else if (strcmp(f, "--dp-delta") == 0) {
+            ok = parse_f64(v, 0, 1, &c->dp_delta);
+        } else if (strcmp(f, "--dp-noise-mode") == 0) {
+            shoal_dp_noise_mode nm = SHOAL_DP_NOISE_EXACT;
+            ok = shoal_dp_noise_mode_parse(v, &nm) == SHOAL_OK;
+            c->dp_noise_fast = nm == SHOAL_DP_NOISE_FAST;
+            a->dp_mode = v;
         } else if (strcmp(f, "--comm") == 0) {
             ok = shoal_comm_backend_parse(v, &a->backend) == SHOAL_OK &&
                  a->backend != SHOAL_COMM_NCCL;
@@ -357,6 +393,7 @@ int shoal_cmd_train(int argc, char **argv) {
     shoal_trainer_config_default(&c);
     train_args a = {0};
     a.backend = SHOAL_COMM_AUTO;
+    a.init_seed = -1;
     /* pass 1 finds --spec, pass 2 lets the other flags override it */
     int rc = parse_flags(argc, argv, &a, &c);
     if (rc) return rc < 0 ? 0 : rc;
@@ -377,6 +414,12 @@ int shoal_cmd_train(int argc, char **argv) {
     if ((!a.model_dir && !a.init_config) || !c.data_dir || !c.out_dir) {
         fprintf(stderr, "shoal train: --model or --init-config, --data and --out are required "
                 "(or --spec)\n\n%s", usage);
+        rc = 2;
+        goto out;
+    }
+    if (c.dp_clip == 0 && (c.dp_noise != 0 || c.dp_epsilon != 0 || c.dp_delta != 0 || a.dp_mode)) {
+        fprintf(stderr, "shoal train: --dp-noise/--dp-epsilon/--dp-delta/--dp-noise-mode need "
+                "--dp-clip\n\n%s", usage);
         rc = 2;
         goto out;
     }
@@ -410,7 +453,8 @@ int shoal_cmd_train(int argc, char **argv) {
         shoal_gpt_config mc;
         st = shoal_gpt_config_load(a.init_config, &mc);
         if (st == SHOAL_OK) st = shoal_gpt_create(&mc, &m);
-        if (st == SHOAL_OK) st = shoal_gpt_init_random(m, c.seed);
+        if (st == SHOAL_OK)
+            st = shoal_gpt_init_random(m, a.init_seed >= 0 ? (uint64_t)a.init_seed : c.seed);
     }
     if (st != SHOAL_OK) {
         fprintf(stderr, "shoal train: cannot load the model from %s: %s\n",
@@ -438,16 +482,21 @@ int shoal_cmd_train(int argc, char **argv) {
             goto done;
         metrics = fopen(path, "a");
         if (!metrics) SHOAL_LOG_WARN("%s: cannot open: %s (no loss log)", path, strerror(errno));
-        c.progress = stdout;
+        c.progress = stderr;
         c.metrics = metrics;
     }
     c.comm = comm;
     rep_start(&rep, rank, &c);
     st = shoal_trainer_run(m, &c, &r);
     if (st == SHOAL_OK && rank == 0) {
-        printf("trained steps %lld..%lld: loss %.4f -> %.4f, val loss %.4f, %.0f tok/s\n",
-               (long long)r.start_step, (long long)r.end_step, r.first_loss, r.last_loss,
+        printf("steps: %lld..%lld\nfinal_train_loss: %.4f\nfirst_train_loss: %.4f\n"
+               "val_loss: %.4f\ntokens_per_s: %.0f\n",
+               (long long)r.start_step, (long long)r.end_step, r.last_loss, r.first_loss,
                r.val_loss, r.tokens_per_s);
+        if (c.dp_clip > 0)
+            printf("dp_epsilon: %.6g\ndp_delta: %g\ndp_noise_multiplier: %.6g\n"
+                   "dp_sample_rate: %.6g\n",
+                   r.dp_epsilon, c.dp_delta, r.dp_sigma, r.dp_q);
         if (r.end_step == c.steps) printf("wrote %s\n", c.out_dir);
     }
 done:

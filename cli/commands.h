@@ -14,6 +14,7 @@ int shoal_cmd_inspect(int argc, char **argv);
 int shoal_cmd_convert(int argc, char **argv);
 int shoal_cmd_privacy(int argc, char **argv);
 int shoal_cmd_tokenize(int argc, char **argv);
+int shoal_cmd_generate(int argc, char **argv);
 #ifdef SHOAL_WITH_COORDINATOR
 int shoal_cmd_coordinator(int argc, char **argv);
 int shoal_cmd_submit(int argc, char **argv);

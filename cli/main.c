@@ -14,6 +14,8 @@ static const shoal_command commands[] = {
      shoal_cmd_privacy},
     {"data", "prepare a JSONL dataset into token shards (data prepare); check one (data inspect)",
      shoal_cmd_data},
+    {"generate", "sample a continuation of a prompt from a model directory (KV cache, streaming)",
+     shoal_cmd_generate},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
     {"train", "train a GPT on a prepared dataset (one rank, or data-parallel under mpirun/srun)",
      shoal_cmd_train},

@@ -50,6 +50,13 @@
  * same rate and noise; schedules change them a few times, not per step. Each costs one RDP
  * vector (8 bytes x orders), so 65536 phases x 156 orders = 80 MB at most. */
 #define SHOAL_MAX_DP_PHASES 65536
+/* worker/train/dpsgd: generators drawing DP noise in parallel, one per thread; a fixed array
+ * of their statuses is kept per step. 256 is beyond any CPU this runs on. */
+#define SHOAL_MAX_DP_NOISE_THREADS 256
+/* worker/train/dpsgd: examples per forward/backward of a DP-SGD step (the Poisson batch is
+ * cut into these). Activations and the stored output gradients grow linearly with it; 65536
+ * rows is far past what fits in memory at any useful T, so it only rejects nonsense. */
+#define SHOAL_MAX_DP_MICRO_BATCH 65536
 /* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
  * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
 #define SHOAL_MAX_RPC_TOKEN 2048

@@ -77,6 +77,10 @@ shoal_status shoal_ctx_init_cpu(shoal_ctx *ctx, int n_threads) {
 
 void shoal_ctx_free(shoal_ctx *ctx) {
     if (!ctx) return;
+    if (ctx->release) {
+        ctx->release(ctx);
+        return;
+    }
     if (ctx->backend == SHOAL_BACKEND_CPU) {
         free(ctx->workspace);
         ctx->workspace = NULL;

@@ -58,6 +58,9 @@ typedef struct shoal_ctx {
     void *workspace;            /* backend scratch (CUDA: cuBLASLt workspace); owned */
     size_t workspace_bytes;
     const shoal_kernels *k;     /* the op table of this backend; never NULL after init */
+    /* backend teardown that shoal_ctx_free() calls (CUDA: stream, cuBLASLt, workspace); NULL
+     * when the context owns nothing beyond `workspace` (CPU) */
+    void (*release)(struct shoal_ctx *ctx);
 } shoal_ctx;
 
 /* ---- the op table ---- */

@@ -88,6 +88,7 @@ shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device) {
     ctx->workspace = ws;
     ctx->workspace_bytes = SHOAL_CUDA_LT_WORKSPACE;
     ctx->k = &cuda_table;
+    ctx->release = shoal_ctx_free_cuda;
     return SHOAL_OK;
 cleanup:
     if (lt) cublasLtDestroy(lt);

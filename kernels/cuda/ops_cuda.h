@@ -39,7 +39,7 @@ const shoal_kernels *shoal_kernels_cuda(void);
 /* Make a context on `device`: selects it, creates a non-blocking stream, a cuBLASLt handle and
  * a device workspace (grown on demand by ops that need scratch). INVALID_ARG for a NULL ctx or
  * a device out of range, CUDA when a call fails (logged). On failure nothing is left allocated.
- * Release with shoal_ctx_free_cuda(). */
+ * Release with shoal_ctx_free() (or shoal_ctx_free_cuda(), which it calls). */
 shoal_status shoal_ctx_init_cuda(shoal_ctx *ctx, int device);
 /* Synchronise the stream and free what shoal_ctx_init_cuda made. NULL-safe; idempotent. */
 void shoal_ctx_free_cuda(shoal_ctx *ctx);

@@ -4,15 +4,7 @@
 set -euo pipefail
 SHOAL="${SHOAL_BIN:?}"
 SRC="${SHOAL_SOURCE_DIR:?}"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "[ ok ] $1"; }
-bad() { fail=$((fail+1)); echo "[FAIL] $1"; }
-expect() { # expect NAME EXPECTED_RC CMD...
-  local name=$1 want=$2; shift 2
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (rc $rc, want $want)"; cat "$T/err"; fi
-}
+. "${SHOAL_SOURCE_DIR:?}/tests/lib.sh"
 
 expect "help" 0 "$SHOAL" --help
 grep -q "version" "$T/out" && ok "help lists version" || bad "help lists version"
@@ -52,5 +44,4 @@ grep -q "gap" "$T/err" && ok "malformed error says gap" || bad "malformed error 
 expect "missing file" 1 "$SHOAL" inspect "$T/nope.safetensors"
 [ ! -e "$T/d.safetensors" ] && ok "nothing written on error" || bad "nothing written on error"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -51,6 +51,10 @@ expect "missing --out" 2 "$SHOAL" train "${C[@]}"
 expect "--zero 2" 2 "$SHOAL" train "${C[@]}" --out "$T/u" --zero 2
 expect "no such data" 1 "$SHOAL" train --init-config "$T/cfg.json" --data "$T/nope" --out "$T/u"
 expect "help" 0 "$SHOAL" train --help
+expect "DP-SGD on 2 ranks refused" 1 MPI "$SHOAL" train "${C[@]}" --out "$T/u" --steps 2 \
+  --dp-clip 1 --dp-noise 1 --dp-delta 1e-5
+grep -q "DP-SGD runs on one rank" "$T/err" && ok "refusal says DP-SGD is one rank" \
+  || bad "refusal says DP-SGD is one rank"
 
 # ---- equivalence ----
 expect "1 rank, 2B" 0 "$SHOAL" train "${C[@]}" --steps 20 --batch 4 --out "$T/big"

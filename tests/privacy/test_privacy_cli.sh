@@ -6,15 +6,7 @@
 # must give a message naming the option and exit 2.
 set -euo pipefail
 SHOAL="${SHOAL_BIN:?}"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "[ ok ] $1"; }
-bad() { fail=$((fail+1)); echo "[FAIL] $1"; }
-expect() { # expect NAME EXPECTED_RC CMD...
-  local name=$1 want=$2; shift 2
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (rc $rc, want $want)"; cat "$T/err"; fi
-}
+. "${SHOAL_SOURCE_DIR:?}/tests/lib.sh"
 val() { sed -n "s/^$1: //p" "$T/out"; }
 # awk float comparison: cmp A OP B
 cmp() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }
@@ -66,5 +58,4 @@ expect "epsilon negative" 2 "$SHOAL" privacy noise --epsilon -3 --sample-rate 0.
 expect "unreachable epsilon" 1 "$SHOAL" privacy noise --epsilon 1e-9 --sample-rate 0.5 --steps 100000 --delta 1e-9
 grep -q "no noise multiplier" "$T/err" && ok "unreachable explained" || bad "unreachable explained"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -14,15 +14,7 @@ VOCAB="${SHOAL_VOCAB_DIR:-$HOME/.cache/shoal/gpt2-vocab}"
 if [ ! -s "$VOCAB/encoder.json" ] || [ ! -s "$VOCAB/vocab.bpe" ]; then
   echo "skipped: no GPT-2 vocabulary in $VOCAB (run deploy/install-deps.sh)"; exit 77
 fi
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass+1)); echo "[ ok ] $1"; }
-bad() { fail=$((fail+1)); echo "[FAIL] $1"; }
-expect() { # expect NAME EXPECTED_RC CMD...
-  local name=$1 want=$2; shift 2
-  set +e; "$@" >"$T/out" 2>"$T/err"; local rc=$?; set -e
-  if [ "$rc" -eq "$want" ]; then ok "$name"; else bad "$name (rc $rc, want $want)"; cat "$T/err"; fi
-}
+. "${SHOAL_SOURCE_DIR:?}/tests/lib.sh"
 no_leftovers() { # no_leftovers NAME OUTDIR
   if [ ! -e "$2" ] && ! ls "$T" | grep -q '\.tmp\.'; then ok "$1: nothing left behind"
   else bad "$1: output or temp dir left behind"; ls -la "$T"; fi
@@ -127,5 +119,4 @@ check_bad "missing input" "$T/nope.jsonl" "nope.jsonl: cannot open"
 expect "missing tokenizer" 1 "$SHOAL" data prepare --tokenizer "$T/no-vocab" --input "$DATA" --out "$T/bad-out"
 no_leftovers "missing tokenizer" "$T/bad-out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -154,6 +154,7 @@ void shoal_gpt_free(shoal_gpt *m) {
     if (!m) return;
     free(m->acts.block);
     free(m->kv.block);
+    free(m->dp_block);
     free(m->params);
     free(m->grads);
     free(m->table);
@@ -309,6 +310,7 @@ shoal_status shoal_gpt_forward(shoal_gpt *m, const int32_t *tokens, const int32_
     SHOAL_CHECK(acts_alloc(m, B, T));
     gpt_acts *a = &m->acts;
     m->have_targets = 0;
+    m->dp_ready = 0;
     m->cur_B = B;
     m->cur_T = T;
     memcpy(a->tokens, tokens, (size_t)N * sizeof(int32_t));

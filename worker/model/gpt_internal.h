@@ -74,6 +74,10 @@ struct shoal_gpt {
     int cur_B, cur_T;      /* shape of the last forward */
     int have_targets;      /* last forward had targets and backward has not consumed it */
     float count_inv;       /* 1 / counted tokens of the last forward */
+    int dp_ready;          /* gpt_dp.c: the norms pass ran on the last forward and stored the
+                            * per-example output gradients in dp_block; weighted backward may run */
+    float *dp_block;       /* gpt_dp.c: stored output gradients (owned, freed with the model) */
+    size_t dp_floats;      /* its capacity in floats */
     gpt_kv kv;
     json_t *hf_config;     /* config.json the model was loaded from (kept on save), or NULL */
 };

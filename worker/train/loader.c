@@ -220,6 +220,16 @@ shoal_status shoal_loader_next(shoal_loader *l, int32_t *tokens, int32_t *target
     return SHOAL_OK;
 }
 
+shoal_status shoal_loader_window(shoal_loader *l, uint64_t w, int32_t *tokens, int32_t *targets,
+                                 uint8_t *mask) {
+    SHOAL_REQUIRE(l && tokens && targets && mask, SHOAL_ERR_INVALID_ARG,
+                  "shoal_loader_window: NULL argument");
+    SHOAL_REQUIRE(w < l->n_windows, SHOAL_ERR_INVALID_ARG,
+                  "loader: window %llu is out of range (%llu windows)", (unsigned long long)w,
+                  (unsigned long long)l->n_windows);
+    return read_window(l, w, tokens, targets, mask);
+}
+
 uint64_t shoal_loader_n_windows(const shoal_loader *l) {
     return l->n_windows;
 }

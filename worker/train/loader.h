@@ -59,6 +59,12 @@ void shoal_loader_free(shoal_loader *l);
  * (B*T bytes). Advances to the next epoch (reshuffled) after its last step. */
 shoal_status shoal_loader_next(shoal_loader *l, int32_t *tokens, int32_t *targets, uint8_t *mask);
 
+/* Window w (file order, < n_windows) into tokens, targets and mask (T each), without moving
+ * the position: random access for samplers that do not follow the epoch order (DP-SGD's
+ * Poisson batches, worker/train/dpsgd.h). INVALID_ARG when w is out of range. */
+shoal_status shoal_loader_window(shoal_loader *l, uint64_t w, int32_t *tokens, int32_t *targets,
+                                 uint8_t *mask);
+
 uint64_t shoal_loader_n_windows(const shoal_loader *l);
 uint64_t shoal_loader_steps_per_epoch(const shoal_loader *l);
 uint32_t shoal_loader_vocab_size(const shoal_loader *l);

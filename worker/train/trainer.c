@@ -14,7 +14,9 @@
 #include "common/safetensors.h"
 #include "common/timeutil.h"
 #include "kernels/ops.h"
+#include "privacy/accountant.h"
 #include "worker/train/dataset.h"
+#include "worker/train/dpsgd.h"
 #include "worker/train/loader.h"
 #include "worker/train/schedule.h"
 
@@ -23,6 +25,7 @@
 /* Gradient all-reduce bucket: 1M floats (4 MB), the size past which MPI/NCCL reach full
  * bandwidth; a tuning constant, not an input bound. */
 #define GRAD_BUCKET_ELEMS ((size_t)1 << 20)
+#define DP_ACCT_FILE "dp_accountant.json"
 
 void shoal_trainer_config_default(shoal_trainer_config *c) {
     memset(c, 0, sizeof *c);
@@ -58,6 +61,14 @@ typedef struct {
     size_t *counts;              /* ZeRO: every rank's block size */
     int32_t *tok, *tgt;
     uint8_t *mask;
+    /* DP-SGD (cfg->dp_clip > 0) */
+    shoal_dpsgd *dp;
+    double dp_sigma, dp_q;
+    uint64_t *dp_idx;
+    size_t dp_idx_cap, dp_rows_cap;
+    int32_t *dp_tok, *dp_tgt;
+    uint8_t *dp_mask;
+    char dp_acct_path[SHOAL_MAX_PATH];
 } run_state;
 
 static shoal_status sum_f64(run_state *s, double *v, size_t n) {
@@ -157,6 +168,12 @@ static shoal_status save_part(run_state *s, const char *dir, int64_t step) {
         {"adam_m", SHOAL_DTYPE_F32, 1, &n, s->adam_m},
         {"adam_v", SHOAL_DTYPE_F32, 1, &n, s->adam_v},
     };
+    if (s->dp) {
+        /* The accountant first: a crash between the two writes leaves it ahead of the
+         * checkpoint (epsilon over-counted, which is safe), never behind it. */
+        SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, DP_ACCT_FILE));
+        SHOAL_CHECK(shoal_dp_accountant_save(shoal_dpsgd_accountant(s->dp), path));
+    }
     SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, CKPT_FILE));
     return shoal_safetensors_write(path, t, zero ? 2 : 4, meta, 6);
 }
@@ -307,6 +324,64 @@ static shoal_status evaluate(run_state *s, float *out) {
     return SHOAL_OK;
 }
 
+/* AdamW on this rank's block [shard_off, shard_off + shard_cnt) of the parameters (all of
+ * them without ZeRO), each tensor with its own weight decay. */
+static shoal_status adamw_all(run_state *s, int64_t step, float lr) {
+    const shoal_trainer_config *c = s->cfg;
+    shoal_gpt *m = s->m;
+    float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
+    size_t off = s->shard_off, cnt = s->shard_cnt;
+    for (int i = 0; i < shoal_gpt_num_tensors(m); i++) {
+        const shoal_gpt_tensor *t = shoal_gpt_tensor_at(m, i);
+        size_t lo = t->offset > off ? t->offset : off;
+        size_t hi = t->offset + t->numel < off + cnt ? t->offset + t->numel : off + cnt;
+        if (lo >= hi) continue; /* not in this rank's block */
+        SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, p + lo, g + lo,
+                             s->adam_m + (lo - off), s->adam_v + (lo - off), hi - lo, lr,
+                             c->beta1, c->beta2, c->eps, t->decay ? c->weight_decay : 0.0f,
+                             (int)step + 1, 1.0f));
+    }
+    return SHOAL_OK;
+}
+
+/* One DP-SGD step: a Poisson batch of windows, shoal_dpsgd_step, AdamW on the privatised
+ * gradient. *loss: mean loss of the batch's examples (NAN for an empty batch). */
+static shoal_status dp_train_step(run_state *s, int64_t step, float lr, float *loss,
+                                  uint64_t *tokens) {
+    const shoal_trainer_config *c = s->cfg;
+    size_t n = 0;
+    shoal_status st = shoal_dpsgd_sample(s->dp, s->dp_idx, s->dp_idx_cap, &n);
+    if (st == SHOAL_ERR_LIMIT) { /* a rare large draw: the whole split always fits */
+        size_t cap = (size_t)shoal_loader_n_windows(s->train);
+        uint64_t *idx = realloc(s->dp_idx, cap * sizeof *idx);
+        SHOAL_REQUIRE(idx != NULL, SHOAL_ERR_NOMEM, "train: out of memory for a DP batch");
+        s->dp_idx = idx;
+        s->dp_idx_cap = cap;
+        st = shoal_dpsgd_sample(s->dp, s->dp_idx, s->dp_idx_cap, &n);
+    }
+    SHOAL_CHECK(st);
+    size_t T = (size_t)c->T;
+    if (n > s->dp_rows_cap) {
+        int32_t *tk = realloc(s->dp_tok, n * T * sizeof *tk);
+        if (tk) s->dp_tok = tk;
+        int32_t *tg = realloc(s->dp_tgt, n * T * sizeof *tg);
+        if (tg) s->dp_tgt = tg;
+        uint8_t *mk = realloc(s->dp_mask, n * T);
+        if (mk) s->dp_mask = mk;
+        SHOAL_REQUIRE(tk && tg && mk, SHOAL_ERR_NOMEM, "train: out of memory for a DP batch of %zu",
+                      n);
+        s->dp_rows_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        SHOAL_CHECK(shoal_loader_window(s->train, s->dp_idx[i], s->dp_tok + i * T,
+                                        s->dp_tgt + i * T, s->dp_mask + i * T));
+    shoal_dpsgd_step_info info;
+    SHOAL_CHECK(shoal_dpsgd_step(s->dp, s->m, s->dp_tok, s->dp_tgt, s->dp_mask, n, c->T, &info));
+    *loss = (float)info.mean_loss;
+    *tokens += (uint64_t)n * T;
+    return adamw_all(s, step, lr);
+}
+
 /* One optimizer step; *loss is the mean of the micro-batch losses (NAN when all skipped). */
 static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss) {
     const shoal_trainer_config *c = s->cfg;
@@ -366,15 +441,7 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
         return SHOAL_OK;
     }
     SHOAL_CHECK(st);
-    for (int i = 0; i < shoal_gpt_num_tensors(m); i++) {
-        const shoal_gpt_tensor *t = shoal_gpt_tensor_at(m, i);
-        size_t lo = t->offset > off ? t->offset : off;
-        size_t hi = t->offset + t->numel < off + cnt ? t->offset + t->numel : off + cnt;
-        if (lo >= hi) continue; /* not in this rank's block */
-        SHOAL_CHECK(SHOAL_OP(ctx, adamw_update, p + lo, g + lo, s->adam_m + (lo - off),
-                             s->adam_v + (lo - off), hi - lo, lr, c->beta1, c->beta2, c->eps,
-                             t->decay ? c->weight_decay : 0.0f, (int)step + 1, 1.0f));
-    }
+    SHOAL_CHECK(adamw_all(s, step, lr));
     if (zero)
         SHOAL_CHECK(shoal_comm_all_gather(s->comm, p + off, p, s->counts, SHOAL_DTYPE_F32));
     return SHOAL_OK;
@@ -401,8 +468,93 @@ static shoal_status check_config(const shoal_trainer_config *c, const shoal_gpt 
                       c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->eps > 0 &&
                       isfinite(c->grad_clip),
                   SHOAL_ERR_INVALID_ARG, "train: optimizer settings out of range");
+    if (c->dp_clip != 0.0) {
+        SHOAL_REQUIRE(isfinite(c->dp_clip) && c->dp_clip > 0, SHOAL_ERR_INVALID_ARG,
+                      "train: --dp-clip %g must be > 0", c->dp_clip);
+        SHOAL_REQUIRE(c->dp_delta > 0 && c->dp_delta < 1, SHOAL_ERR_INVALID_ARG,
+                      "train: DP-SGD needs --dp-delta in (0, 1), usually below 1/(examples)");
+        SHOAL_REQUIRE(isfinite(c->dp_noise) && c->dp_noise >= 0 && isfinite(c->dp_epsilon) &&
+                          c->dp_epsilon >= 0 && (c->dp_noise > 0 || c->dp_epsilon > 0),
+                      SHOAL_ERR_INVALID_ARG,
+                      "train: DP-SGD needs --dp-noise > 0 or --dp-epsilon > 0 (got %g, %g)",
+                      c->dp_noise, c->dp_epsilon);
+    } else {
+        SHOAL_REQUIRE(c->dp_noise == 0 && c->dp_epsilon == 0, SHOAL_ERR_INVALID_ARG,
+                      "train: --dp-noise/--dp-epsilon need --dp-clip");
+    }
     shoal_lr_schedule sch = {c->lr, c->min_lr_ratio, c->warmup_steps, c->steps};
     return shoal_lr_schedule_check(&sch);
+}
+
+/* Set up DP-SGD once the train loader is open and the checkpoint (if any) is loaded at
+ * `step`: q, σ (solved for --dp-epsilon), the accountant (continued from the checkpoint's),
+ * the budget check, and the sampler's buffers. */
+static shoal_status dp_setup(run_state *s, int64_t step) {
+    const shoal_trainer_config *c = s->cfg;
+    uint64_t N = shoal_loader_n_windows(s->train), d = s->n_params;
+    double expected = (double)c->B * (double)c->grad_accum;
+    s->dp_q = expected >= (double)N ? 1.0 : expected / (double)N;
+    if (c->dp_delta * (double)N > 1.0)
+        SHOAL_LOG_WARN("train: --dp-delta %g is above 1/N = %g for N = %llu examples; the "
+                       "guarantee is weak", c->dp_delta, 1.0 / (double)N, (unsigned long long)N);
+    s->dp_sigma = c->dp_noise;
+    if (s->dp_sigma == 0)
+        SHOAL_CHECK(shoal_dpsgd_noise_for_epsilon(c->dp_epsilon, s->dp_q, d, (uint64_t)c->steps,
+                                                  c->dp_delta, &s->dp_sigma));
+    shoal_dp_accountant *acct = NULL;
+    if (step > 0) {
+        SHOAL_REQUIRE(shoal_path_exists(s->dp_acct_path), SHOAL_ERR_FORMAT,
+                      "%s: missing: the checkpoint is at step %lld but its DP accountant state "
+                      "is gone, so epsilon cannot be continued; use a fresh --out",
+                      s->dp_acct_path, (long long)step);
+        SHOAL_CHECK(shoal_dp_accountant_load(s->dp_acct_path, &acct));
+        if (shoal_dp_accountant_total_steps(acct) < (uint64_t)step) {
+            SHOAL_LOG_ERROR("%s: the accountant has %llu steps but the checkpoint is at step "
+                            "%lld; refusing to under-count epsilon",
+                            s->dp_acct_path,
+                            (unsigned long long)shoal_dp_accountant_total_steps(acct),
+                            (long long)step);
+            shoal_dp_accountant_free(acct);
+            return SHOAL_ERR_FORMAT;
+        }
+    }
+    if (c->dp_epsilon > 0) {
+        double eps = 0;
+        shoal_status st = shoal_dpsgd_plan_epsilon(acct, s->dp_q, s->dp_sigma, d,
+                                                   (uint64_t)(c->steps - step), c->dp_delta, &eps);
+        if (st == SHOAL_OK && !(eps <= c->dp_epsilon)) {
+            SHOAL_LOG_ERROR("train: the plan (%lld steps at q=%g, sigma=%g, delta=%g) reaches "
+                            "epsilon %.4f, above the budget --dp-epsilon %g; raise --dp-noise, "
+                            "or lower --steps or the batch",
+                            (long long)c->steps, s->dp_q, s->dp_sigma, c->dp_delta, eps,
+                            c->dp_epsilon);
+            st = SHOAL_ERR_INVALID_ARG;
+        }
+        if (st != SHOAL_OK) {
+            shoal_dp_accountant_free(acct);
+            return st;
+        }
+    }
+    shoal_dpsgd_config dc;
+    shoal_dpsgd_config_default(&dc);
+    dc.clip = c->dp_clip;
+    dc.noise = s->dp_sigma;
+    dc.sample_rate = s->dp_q;
+    dc.n_examples = N;
+    dc.delta = c->dp_delta;
+    dc.noise_mode = c->dp_noise_fast ? SHOAL_DP_NOISE_FAST : SHOAL_DP_NOISE_EXACT;
+    dc.micro_batch = c->B;
+    dc.test_seed = c->dp_test_seed;
+    SHOAL_CHECK(shoal_dpsgd_init(&dc, s->m, acct, &s->dp)); /* takes acct */
+    s->dp_idx_cap = (size_t)(expected + 10.0 * sqrt(expected) + 64.0);
+    if (s->dp_idx_cap > N) s->dp_idx_cap = (size_t)N;
+    s->dp_idx = malloc(s->dp_idx_cap * sizeof *s->dp_idx);
+    SHOAL_REQUIRE(s->dp_idx != NULL, SHOAL_ERR_NOMEM, "train: out of memory");
+    SHOAL_LOG_INFO("DP-SGD: N=%llu examples, q=%g (expected batch %.1f), sigma=%g, C=%g, "
+                   "delta=%g, %s noise",
+                   (unsigned long long)N, s->dp_q, s->dp_q * (double)N, s->dp_sigma, c->dp_clip,
+                   c->dp_delta, c->dp_noise_fast ? "FAST" : "EXACT");
+    return SHOAL_OK;
 }
 
 shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
@@ -425,6 +577,8 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     s.world = s.comm ? shoal_comm_world_size(s.comm) : 1;
     s.shard_off = 0;
     s.shard_cnt = s.n_params;
+    SHOAL_REQUIRE(!(cfg->dp_clip > 0 && s.world > 1), SHOAL_ERR_UNSUPPORTED,
+                  "train: DP-SGD runs on one rank in this build (got %d ranks)", s.world);
     FILE *progress = s.rank == 0 ? cfg->progress : NULL;
     FILE *metrics = s.rank == 0 ? cfg->metrics : NULL;
     shoal_status st = SHOAL_OK;
@@ -491,9 +645,11 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     }
     if (ckpt[0]) {
         SHOAL_CHECK_GOTO(agree(&s, load_checkpoint(&s, ckpt, &step)));
+        SHOAL_CHECK_GOTO(shoal_path_join(s.dp_acct_path, sizeof s.dp_acct_path, ckpt, DP_ACCT_FILE));
         if (s.rank == 0)
             SHOAL_LOG_INFO("resumed from %s at step %lld", ckpt, (long long)step);
     }
+    if (cfg->dp_clip > 0) SHOAL_CHECK_GOTO(dp_setup(&s, step));
     r.start_step = step;
     shoal_lr_schedule sch = {cfg->lr, cfg->min_lr_ratio, cfg->warmup_steps, cfg->steps};
     int64_t end = cfg->steps;
@@ -506,8 +662,12 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     uint64_t tokens_per_step = (uint64_t)n * (uint64_t)cfg->grad_accum * (uint64_t)s.world;
     for (; step < end; step++) {
         float lr = (float)shoal_lr_schedule_at(&sch, step), loss = NAN;
-        SHOAL_CHECK_GOTO(train_step(&s, step, lr, &loss));
-        r.tokens += tokens_per_step;
+        if (s.dp) {
+            SHOAL_CHECK_GOTO(dp_train_step(&s, step, lr, &loss, &r.tokens));
+        } else {
+            SHOAL_CHECK_GOTO(train_step(&s, step, lr, &loss));
+            r.tokens += tokens_per_step;
+        }
         if (isnan(r.first_loss)) r.first_loss = loss;
         r.last_loss = loss;
         if (metrics) fprintf(metrics, "step %lld loss %.9g lr %.9g\n", (long long)step + 1, loss, lr);
@@ -533,9 +693,12 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         }
         if (bar_on) {
             double dt = shoal_now_s() - t0;
-            char suffix[128];
-            snprintf(suffix, sizeof suffix, "loss %.4f lr %.2e %.0f tok/s", loss, lr,
-                     dt > 0 ? (double)r.tokens / dt : 0.0);
+            char suffix[160], eps_s[40] = "";
+            double eps = 0;
+            if (s.dp && shoal_dpsgd_epsilon(s.dp, &eps, NULL) == SHOAL_OK)
+                snprintf(eps_s, sizeof eps_s, " eps %.4f", eps);
+            snprintf(suffix, sizeof suffix, "loss %.4f lr %.2e %.0f tok/s%s", loss, lr,
+                     dt > 0 ? (double)r.tokens / dt : 0.0, eps_s);
             shoal_progress_update(&bar, step + 1, suffix, 0);
         }
     }
@@ -554,12 +717,31 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
                       "final_train_loss", isnan(r.last_loss) ? -1.0 : (double)r.last_loss,
                       "final_val_loss", isnan(r.val_loss) ? -1.0 : (double)r.val_loss);
         SHOAL_REQUIRE_GOTO(prov, SHOAL_ERR_NOMEM, "train: out of memory");
+        if (s.dp) {
+            json_t *dpj = NULL;
+            st = shoal_dpsgd_provenance(s.dp, &dpj);
+            if (st == SHOAL_OK && json_object_set_new(prov, "dp", dpj) != 0) st = SHOAL_ERR_NOMEM;
+            if (st != SHOAL_OK) {
+                json_decref(prov);
+                goto cleanup;
+            }
+        }
         st = shoal_gpt_save_dir_ex(m, cfg->out_dir, SHOAL_DTYPE_F32, prov);
         json_decref(prov);
     }
     if (cfg->save_model && step == cfg->steps) SHOAL_CHECK_GOTO(agree(&s, st));
+    if (s.dp) {
+        r.dp_sigma = s.dp_sigma;
+        r.dp_q = s.dp_q;
+        if (shoal_dpsgd_epsilon(s.dp, &r.dp_epsilon, NULL) != SHOAL_OK) r.dp_epsilon = NAN;
+    }
     if (res) *res = r;
 cleanup:
+    shoal_dpsgd_free(s.dp);
+    free(s.dp_idx);
+    free(s.dp_tok);
+    free(s.dp_tgt);
+    free(s.dp_mask);
     free(s.tok);
     free(s.tgt);
     free(s.mask);

@@ -76,6 +76,18 @@ typedef struct {
     void (*on_step)(void *arg, int64_t step, int64_t total, float loss, double tokens_per_s);
     void (*on_checkpoint)(void *arg, int64_t step, const char *dir);
     void *cb_arg;
+    /* DP-SGD (worker/train/dpsgd.h), on when dp_clip > 0. The examples are the train split's
+     * N windows; every step takes a Poisson batch at q = B*grad_accum / N (so B*grad_accum is
+     * the EXPECTED batch), processed B examples at a time, clipped per example to dp_clip,
+     * noised (σ = dp_noise) and divided by q*N; grad_clip is not used. dp_noise = 0 with
+     * dp_epsilon > 0 solves σ for `steps` steps; dp_epsilon > 0 is also a budget: a run whose
+     * plan (resumed steps included) exceeds it refuses to start. The accountant's state is
+     * saved in each checkpoint directory (dp_accountant.json, before DONE) and continued on resume;
+     * ε so far is in the progress line and shoal.json ("dp"). DP runs draw fresh secure
+     * randomness after a resume, so they are not bit-exact across resumes. One rank only. */
+    double dp_clip, dp_noise, dp_delta, dp_epsilon;
+    int dp_noise_fast;     /* FAST noise instead of EXACT (see docs/privacy.md) */
+    uint64_t dp_test_seed; /* TEST ONLY: deterministic sampling and noise (not private) */
 } shoal_trainer_config;
 
 typedef struct {
@@ -84,6 +96,7 @@ typedef struct {
     float first_val_loss, val_loss; /* first and last validation loss; NAN when none */
     double tokens_per_s;
     uint64_t tokens; /* tokens processed by this run */
+    double dp_epsilon, dp_sigma, dp_q; /* DP runs: ε so far (at dp_delta), σ used, q; else 0 */
 } shoal_trainer_result;
 
 /* GPT-2-style defaults: B 8, T 64, accumulation 1, 100 steps, lr 3e-4 -> 10%, warmup 10,
