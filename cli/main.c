@@ -17,7 +17,7 @@ static const shoal_command commands[] = {
     {"generate", "sample a continuation of a prompt from a model directory (KV cache, streaming)",
      shoal_cmd_generate},
     {"tokenize", "text on stdin -> GPT-2 token ids (--decode: ids -> text)", shoal_cmd_tokenize},
-    {"train", "train a GPT on a prepared dataset (optionally DP-SGD: --dp-clip ...)",
+    {"train", "train a GPT on a prepared dataset (one rank, or data-parallel under mpirun/srun)",
      shoal_cmd_train},
 #ifdef SHOAL_WITH_COORDINATOR
     {"coordinator", "run the control plane: job store, scheduler, launchers, RPC services",

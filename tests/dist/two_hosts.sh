@@ -4,8 +4,13 @@
 # (its own hostname), MPI and the liveness ring over TCP on 10.77.0.0/24
 # (../shared/research/infra.md §3.3). The namespaces get unique names and are deleted on exit.
 # Exits 77 (skipped) when not root or `ip netns` is not permitted. Label mpi.
+# `two_hosts.sh --exec CMD...` runs `mpirun -np 2 CMD...` across the two hosts instead, prints
+# its output and exits with its status (test_train_two_hosts.sh; words of CMD must not need
+# quoting).
 set -u
 prog=$1
+exec_mode=0
+if [ "$prog" = --exec ]; then exec_mode=1; shift; prog="$*"; fi
 command -v mpirun >/dev/null 2>&1 || { echo "skipped: mpirun not found"; exit 77; }
 command -v ip >/dev/null 2>&1 || { echo "skipped: ip (iproute2) not found"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "skipped: needs root for ip netns"; exit 77; }
@@ -49,9 +54,10 @@ printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' >"$tmp/hostfile"
 timeout -k 5 75 ip netns exec "$ns1" unshare --uts sh -c "hostname h1; mpirun --hostfile $tmp/hostfile -np 2 \
   --mca plm_rsh_agent $tmp/nsrsh --mca oob_tcp_if_include 10.77.0.0/24 \
   --mca btl self,tcp --mca btl_tcp_if_include 10.77.0.0/24 \
-  $prog --expect-local-size 1" >"$tmp/out" 2>&1
+  $prog $([ $exec_mode = 1 ] || echo --expect-local-size 1)" >"$tmp/out" 2>&1
 rc=$?
 cat "$tmp/out"
+[ $exec_mode = 1 ] && exit $rc
 if [ $rc -eq 0 ] && grep -q "rank 0 of 2 on h1" "$tmp/out" && grep -q "rank 1 of 2 on h2" "$tmp/out"; then
   echo "two hosts: collectives correct between h1 and h2"
   exit 0

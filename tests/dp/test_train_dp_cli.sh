@@ -27,7 +27,7 @@ COMMON=(--config "$T/config.json" --data "$T/data" --steps 4 --batch 8 --seq 32 
 
 expect "dp run, stopped at step 2" 0 "$SHOAL" train "${COMMON[@]}" --out "$T/run" --stop-after 2
 grep -Eq "eps [0-9]+\.[0-9]{4}" "$T/err" && ok "progress line shows epsilon" || bad "progress line shows epsilon"
-test -s "$T/run/checkpoint/dp_accountant.json" && ok "accountant saved with the checkpoint" \
+test -s "$T/run/checkpoints/step-00000002/dp_accountant.json" && ok "accountant saved with the checkpoint" \
   || bad "accountant saved with the checkpoint"
 expect "dp run resumed to step 4" 0 "$SHOAL" train "${COMMON[@]}" --out "$T/run" --resume
 grep -q "^steps: 2..4" "$T/out" && ok "resumed at step 2" || bad "resumed at step 2"
@@ -50,7 +50,7 @@ EPS2=$(python3 -c "import json,sys; print(repr(json.load(open(sys.argv[1]))['dp'
 
 expect "plan over the budget refuses to start" 1 "$SHOAL" train "${COMMON[@]}" --out "$T/over" --dp-epsilon 0.01
 grep -q "budget" "$T/err" && ok "refusal names the budget" || bad "refusal names the budget"
-[ ! -e "$T/over/checkpoint" ] && ok "refused run wrote no checkpoint" || bad "refused run wrote no checkpoint"
+[ ! -e "$T/over/checkpoints" ] && ok "refused run wrote no checkpoint" || bad "refused run wrote no checkpoint"
 expect "dp options without --dp-clip" 2 "$SHOAL" train --config "$T/config.json" --data "$T/data" --out "$T/x" --dp-noise 1
 expect "bad noise mode" 2 "$SHOAL" train "${COMMON[@]}" --out "$T/x" --dp-noise-mode wobbly
 expect "train --help" 0 "$SHOAL" train --help

@@ -191,7 +191,7 @@ static void test_dp_resume(void) {
 
     /* a checkpoint without its accountant state is refused */
     char path[600];
-    snprintf(path, sizeof path, "%s/checkpoint/dp_accountant.json", out);
+    snprintf(path, sizeof path, "%s/checkpoints/step-00000006/dp_accountant.json", out);
     CHECK(unlink(path) == 0);
     m = tiny_model();
     dp_config(&c, out);
@@ -210,7 +210,7 @@ static void test_dp_budget(void) {
     c.dp_epsilon = 0.05; /* far below what 6 steps at sigma 1.1 spend */
     shoal_trainer_result r;
     CHECK(shoal_trainer_run(m, &c, &r) == SHOAL_ERR_INVALID_ARG);
-    CHECK(!shoal_path_exists(tmp("dp-budget/checkpoint")));
+    CHECK(!shoal_path_exists(tmp("dp-budget/checkpoints")));
     /* sigma solved for the budget meets it */
     dp_config(&c, tmp("dp-solve"));
     c.dp_noise = 0;

@@ -114,8 +114,13 @@ static void test_loss_falls(void) {
     char p[1024];
     snprintf(p, sizeof p, "%s/model.safetensors", c.out_dir);
     CHECK(shoal_path_exists(p));
-    snprintf(p, sizeof p, "%s/checkpoint/trainer.safetensors", c.out_dir);
+    snprintf(p, sizeof p, "%s/checkpoints/step-00000120/trainer.safetensors", c.out_dir);
     CHECK(shoal_path_exists(p));
+    snprintf(p, sizeof p, "%s/checkpoints/step-00000120/DONE", c.out_dir);
+    CHECK(shoal_path_exists(p));
+    char found[1024];
+    CHECK_EQ_INT(shoal_trainer_find_checkpoint(c.out_dir, found, sizeof found), SHOAL_OK);
+    CHECK(strstr(found, "step-00000120") != NULL);
     snprintf(p, sizeof p, "%s/shoal.json", c.out_dir);
     json_t *prov = NULL;
     CHECK_EQ_INT(shoal_json_load_file(p, &prov), SHOAL_OK);
@@ -171,7 +176,7 @@ static void test_exact_resume(void) {
     CHECK_EQ_INT(shoal_trainer_run(other, &c, &r), SHOAL_ERR_INVALID_ARG);
     shoal_gpt_free(other);
     char ck[1024];
-    snprintf(ck, sizeof ck, "%s/checkpoint/trainer.safetensors", c.out_dir);
+    snprintf(ck, sizeof ck, "%s/checkpoints/step-00000012/trainer.safetensors", c.out_dir);
     char *buf = NULL;
     size_t len = 0;
     CHECK_EQ_INT(shoal_file_read(ck, 1u << 30, &buf, &len), SHOAL_OK);
@@ -182,6 +187,18 @@ static void test_exact_resume(void) {
         free(buf);
     }
     free(before);
+    {   /* a directory without DONE (a rank died while writing) is never picked */
+        char inc[1024], found[1024];
+        snprintf(inc, sizeof inc, "%s/checkpoints/step-00000099", c.out_dir);
+        CHECK_EQ_INT(shoal_mkdir_p(inc), SHOAL_OK);
+        CHECK_EQ_INT(shoal_trainer_find_checkpoint(c.out_dir, found, sizeof found), SHOAL_OK);
+        CHECK(strstr(found, "step-00000012") != NULL);
+        CHECK_EQ_INT(shoal_trainer_find_checkpoint(tmp("none"), found, sizeof found),
+                     SHOAL_ERR_NOT_FOUND);
+        c.resume_from = inc; /* named explicitly: refused */
+        CHECK_EQ_INT(shoal_trainer_run(b, &c, &r), SHOAL_ERR_NOT_FOUND);
+        c.resume_from = NULL;
+    }
 done:
     shoal_gpt_free(a);
     shoal_gpt_free(b);
@@ -240,7 +257,7 @@ static void test_bad_config(void) {
     base_config(&c, routing, tmp("bad"));
     c.B = 4096; /* more than the data holds */
     CHECK_EQ_INT(shoal_trainer_run(m, &c, NULL), SHOAL_ERR_INVALID_ARG);
-    CHECK(!shoal_path_exists(tmp("bad/checkpoint")));
+    CHECK(!shoal_path_exists(tmp("bad/checkpoints")));
     shoal_gpt_free(m);
 }
 

@@ -2,6 +2,7 @@
 #define SHOAL_LOG_SUBSYS "trainer"
 #include "worker/train/trainer.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,11 @@
 #include "worker/train/loader.h"
 #include "worker/train/schedule.h"
 
-#define CKPT_DIR "checkpoint"
+#define CKPT_DIR SHOAL_TRAINER_CKPT_DIR
 #define CKPT_FILE "trainer.safetensors"
+/* Gradient all-reduce bucket: 1M floats (4 MB), the size past which MPI/NCCL reach full
+ * bandwidth; a tuning constant, not an input bound. */
+#define GRAD_BUCKET_ELEMS ((size_t)1 << 20)
 #define DP_ACCT_FILE "dp_accountant.json"
 
 void shoal_trainer_config_default(shoal_trainer_config *c) {
@@ -49,11 +53,14 @@ typedef struct {
     shoal_gpt *m;
     shoal_dataset *ds;
     shoal_loader *train, *val;
-    float *adam_m, *adam_v;
+    float *adam_m, *adam_v; /* the moments of parameters [shard_off, shard_off + shard_cnt) */
     size_t n_params;
+    shoal_comm *comm; /* NULL: one rank */
+    int rank, world;
+    size_t shard_off, shard_cnt; /* this rank's optimizer block: everything unless zero */
+    size_t *counts;              /* ZeRO: every rank's block size */
     int32_t *tok, *tgt;
     uint8_t *mask;
-    char ckpt_path[SHOAL_MAX_PATH];
     /* DP-SGD (cfg->dp_clip > 0) */
     shoal_dpsgd *dp;
     double dp_sigma, dp_q;
@@ -64,21 +71,92 @@ typedef struct {
     char dp_acct_path[SHOAL_MAX_PATH];
 } run_state;
 
+static shoal_status sum_f64(run_state *s, double *v, size_t n) {
+    if (s->world <= 1) return SHOAL_OK;
+    return shoal_comm_allreduce(s->comm, v, n, SHOAL_DTYPE_F64, SHOAL_COMM_SUM);
+}
+
+/* Every rank agrees on success: a rank that failed locally (a bad checkpoint file) makes all
+ * fail instead of leaving the others blocked in the next collective. */
+static shoal_status agree(run_state *s, shoal_status local) {
+    double bad = local != SHOAL_OK;
+    shoal_status st = sum_f64(s, &bad, 1);
+    if (st != SHOAL_OK) return st;
+    if (local != SHOAL_OK) return local;
+    SHOAL_REQUIRE(bad == 0, SHOAL_ERR_REMOTE, "train: another rank failed (see its log)");
+    return SHOAL_OK;
+}
+
 /* The run geometry and model identity a checkpoint must match, as metadata strings. */
 static void model_desc(const shoal_gpt_config *mc, char *out, size_t cap) {
     snprintf(out, cap, "n_layer=%d n_head=%d n_embd=%d vocab_size=%d n_positions=%d", mc->n_layer,
              mc->n_head, mc->n_embd, mc->vocab_size, mc->n_positions);
 }
 static void geometry_desc(const shoal_trainer_config *c, char *out, size_t cap) {
-    snprintf(out, cap, "B=%d T=%d grad_accum=%d world=1 seed=%llu", c->B, c->T, c->grad_accum,
-             (unsigned long long)c->seed);
+    int world = c->comm ? shoal_comm_world_size(c->comm) : 1;
+    snprintf(out, cap, "B=%d T=%d grad_accum=%d world=%d zero=%d seed=%llu", c->B, c->T,
+             c->grad_accum, world, world > 1 && c->zero, (unsigned long long)c->seed);
 }
 
-static shoal_status save_checkpoint(run_state *s, int64_t step) {
-    char step_s[32], model_s[160], geo_s[160];
+static long long step_of_name(const char *name) {
+    if (strncmp(name, "step-", 5) != 0 || !name[5]) return -1;
+    char *end = NULL;
+    long long k = strtoll(name + 5, &end, 10);
+    return *end == '\0' && k >= 0 ? k : -1;
+}
+
+shoal_status shoal_trainer_find_checkpoint(const char *out_dir, char *out, size_t cap) {
+    char dir[SHOAL_MAX_PATH], done[SHOAL_MAX_PATH + 300];
+    SHOAL_CHECK(shoal_path_join(dir, sizeof dir, out_dir, CKPT_DIR));
+    DIR *d = opendir(dir);
+    if (!d) return SHOAL_ERR_NOT_FOUND;
+    long long best = -1;
+    char best_name[256] = "";
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long k = step_of_name(e->d_name);
+        if (k < 0 || k <= best) continue;
+        snprintf(done, sizeof done, "%s/%s/DONE", dir, e->d_name);
+        if (!shoal_path_exists(done)) continue; /* incomplete: a rank died while writing */
+        best = k;
+        snprintf(best_name, sizeof best_name, "%s", e->d_name);
+    }
+    closedir(d);
+    if (best < 0) return SHOAL_ERR_NOT_FOUND;
+    int n = snprintf(out, cap, "%s/%s", dir, best_name);
+    SHOAL_REQUIRE(n > 0 && (size_t)n < cap, SHOAL_ERR_LIMIT, "checkpoint path too long");
+    return SHOAL_OK;
+}
+
+static shoal_status rank_file(char *out, size_t cap, const char *dir, int rank) {
+    char name[64];
+    snprintf(name, sizeof name, "optim-rank-%05d.safetensors", rank);
+    return shoal_path_join(out, cap, dir, name);
+}
+
+/* This rank's part of the checkpoint of `step` into dir (see trainer.h). */
+static shoal_status save_part(run_state *s, const char *dir, int64_t step) {
+    char step_s[32], model_s[160], geo_s[160], path[SHOAL_MAX_PATH];
     snprintf(step_s, sizeof step_s, "%lld", (long long)step);
     model_desc(shoal_gpt_cfg(s->m), model_s, sizeof model_s);
     geometry_desc(s->cfg, geo_s, sizeof geo_s);
+    const char *meta[] = {"format",      "shoal-checkpoint",
+                          "version",     "2",
+                          "step",        step_s,
+                          "model",       model_s,
+                          "geometry",    geo_s,
+                          "data_sha256", s->ds->source_sha256};
+    int zero = s->world > 1 && s->cfg->zero;
+    if (zero) {
+        int64_t k = (int64_t)s->shard_cnt;
+        shoal_st_write_tensor t[2] = {
+            {"adam_m", SHOAL_DTYPE_F32, 1, &k, s->adam_m},
+            {"adam_v", SHOAL_DTYPE_F32, 1, &k, s->adam_v},
+        };
+        SHOAL_CHECK(rank_file(path, sizeof path, dir, s->rank));
+        SHOAL_CHECK(shoal_safetensors_write(path, t, 2, meta, 6));
+    }
+    if (s->rank != 0) return SHOAL_OK;
     shoal_loader_state ls;
     shoal_loader_get_state(s->train, &ls);
     uint8_t blob[SHOAL_LOADER_STATE_BYTES];
@@ -86,23 +164,37 @@ static shoal_status save_checkpoint(run_state *s, int64_t step) {
     int64_t n = (int64_t)s->n_params, nb = SHOAL_LOADER_STATE_BYTES;
     shoal_st_write_tensor t[4] = {
         {"params", SHOAL_DTYPE_F32, 1, &n, shoal_gpt_params_const(s->m)},
+        {"loader", SHOAL_DTYPE_U8, 1, &nb, blob},
         {"adam_m", SHOAL_DTYPE_F32, 1, &n, s->adam_m},
         {"adam_v", SHOAL_DTYPE_F32, 1, &n, s->adam_v},
-        {"loader", SHOAL_DTYPE_U8, 1, &nb, blob},
     };
-    const char *meta[] = {"format",      "shoal-checkpoint",
-                          "version",     "1",
-                          "step",        step_s,
-                          "model",       model_s,
-                          "geometry",    geo_s,
-                          "data_sha256", s->ds->source_sha256};
-    char dir[SHOAL_MAX_PATH];
-    SHOAL_CHECK(shoal_path_join(dir, sizeof dir, s->cfg->out_dir, CKPT_DIR));
-    SHOAL_CHECK(shoal_mkdir_p(dir));
-    /* The accountant first: a crash between the two writes leaves it ahead of the checkpoint
-     * (ε over-counted, which is safe), never behind it. */
-    if (s->dp) SHOAL_CHECK(shoal_dp_accountant_save(shoal_dpsgd_accountant(s->dp), s->dp_acct_path));
-    return shoal_safetensors_write(s->ckpt_path, t, 4, meta, 6);
+    if (s->dp) {
+        /* The accountant first: a crash between the two writes leaves it ahead of the
+         * checkpoint (epsilon over-counted, which is safe), never behind it. */
+        SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, DP_ACCT_FILE));
+        SHOAL_CHECK(shoal_dp_accountant_save(shoal_dpsgd_accountant(s->dp), path));
+    }
+    SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, CKPT_FILE));
+    return shoal_safetensors_write(path, t, zero ? 2 : 4, meta, 6);
+}
+
+/* Every rank writes its part, a barrier, then rank 0 marks the directory complete. */
+static shoal_status save_checkpoint(run_state *s, int64_t step) {
+    char root[SHOAL_MAX_PATH], name[40], dir[SHOAL_MAX_PATH], done[SHOAL_MAX_PATH];
+    SHOAL_CHECK(shoal_path_join(root, sizeof root, s->cfg->out_dir, CKPT_DIR));
+    snprintf(name, sizeof name, "step-%08lld", (long long)step);
+    SHOAL_CHECK(shoal_path_join(dir, sizeof dir, root, name));
+    SHOAL_CHECK(shoal_path_join(done, sizeof done, dir, "DONE"));
+    shoal_status st = shoal_mkdir_p(dir);
+    if (st == SHOAL_OK) st = save_part(s, dir, step);
+    SHOAL_CHECK(agree(s, st));
+    if (s->rank == 0) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "step %lld world %d\n", (long long)step, s->world);
+        SHOAL_CHECK(shoal_file_write_atomic(done, line, (size_t)n));
+        if (s->cfg->on_checkpoint) s->cfg->on_checkpoint(s->cfg->cb_arg, step, dir);
+    }
+    return SHOAL_OK;
 }
 
 static shoal_status expect_meta(const shoal_safetensors *st, const char *path, const char *key,
@@ -115,8 +207,8 @@ static shoal_status expect_meta(const shoal_safetensors *st, const char *path, c
     return SHOAL_OK;
 }
 
-static shoal_status load_checkpoint(run_state *s, int64_t *step) {
-    const char *path = s->ckpt_path;
+/* Open path and check it belongs to this run (format, model, geometry, data). */
+static shoal_status open_part(run_state *s, const char *path, shoal_safetensors **out) {
     shoal_safetensors *sf = NULL;
     SHOAL_CHECK(shoal_safetensors_open(path, &sf));
     shoal_status st = SHOAL_OK;
@@ -124,25 +216,59 @@ static shoal_status load_checkpoint(run_state *s, int64_t *step) {
     model_desc(shoal_gpt_cfg(s->m), model_s, sizeof model_s);
     geometry_desc(s->cfg, geo_s, sizeof geo_s);
     SHOAL_CHECK_GOTO(expect_meta(sf, path, "format", "shoal-checkpoint"));
-    SHOAL_CHECK_GOTO(expect_meta(sf, path, "version", "1"));
+    SHOAL_CHECK_GOTO(expect_meta(sf, path, "version", "2"));
     SHOAL_CHECK_GOTO(expect_meta(sf, path, "model", model_s));
     SHOAL_CHECK_GOTO(expect_meta(sf, path, "geometry", geo_s));
     SHOAL_CHECK_GOTO(expect_meta(sf, path, "data_sha256", s->ds->source_sha256));
+    *out = sf;
+    return SHOAL_OK;
+cleanup:
+    shoal_safetensors_close(sf);
+    return st;
+}
+
+static shoal_status find_f32(const shoal_safetensors *sf, const char *path, const char *name,
+                             size_t n, const shoal_st_tensor **out) {
+    const shoal_st_tensor *t = shoal_safetensors_find(sf, name);
+    SHOAL_REQUIRE(t && t->dtype == SHOAL_DTYPE_F32 && t->ndim == 1 && t->nelem == n,
+                  SHOAL_ERR_FORMAT, "%s: tensor %s is missing or not F32 [%zu]", path, name, n);
+    *out = t;
+    return SHOAL_OK;
+}
+
+/* This rank's part of the checkpoint in dir: parameters and loader position from rank 0's
+ * file, the moments from it or (ZeRO) from this rank's file. Nothing is changed unless all
+ * of it checked out. */
+static shoal_status load_checkpoint(run_state *s, const char *dir, int64_t *step) {
+    char path[SHOAL_MAX_PATH], opath[SHOAL_MAX_PATH];
+    shoal_safetensors *sf = NULL, *of = NULL;
+    shoal_status st = SHOAL_OK;
+    SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, "DONE"));
+    SHOAL_REQUIRE(shoal_path_exists(path), SHOAL_ERR_NOT_FOUND,
+                  "%s: not a complete checkpoint (no DONE marker)", dir);
+    SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, CKPT_FILE));
+    SHOAL_CHECK(open_part(s, path, &sf));
+    int zero = s->world > 1 && s->cfg->zero;
     const char *step_s = shoal_safetensors_meta(sf, "step");
     char *end = NULL;
     long long k = step_s ? strtoll(step_s, &end, 10) : -1;
     SHOAL_REQUIRE_GOTO(step_s && *end == '\0' && k >= 0 && k <= s->cfg->steps, SHOAL_ERR_FORMAT,
                        "%s: checkpoint step \"%s\" is not in [0, %lld]", path,
                        step_s ? step_s : "(missing)", (long long)s->cfg->steps);
-    const char *names[3] = {"params", "adam_m", "adam_v"};
-    float *dst[3] = {shoal_gpt_params(s->m), s->adam_m, s->adam_v};
-    const shoal_st_tensor *tt[3];
-    for (int i = 0; i < 3; i++) {
-        tt[i] = shoal_safetensors_find(sf, names[i]);
-        SHOAL_REQUIRE_GOTO(tt[i] && tt[i]->dtype == SHOAL_DTYPE_F32 && tt[i]->ndim == 1 &&
-                               tt[i]->nelem == s->n_params,
-                           SHOAL_ERR_FORMAT, "%s: tensor %s is missing or not F32 [%zu]", path,
-                           names[i], s->n_params);
+    const shoal_st_tensor *tp, *tm, *tv;
+    SHOAL_CHECK_GOTO(find_f32(sf, path, "params", s->n_params, &tp));
+    if (zero) {
+        SHOAL_CHECK_GOTO(rank_file(opath, sizeof opath, dir, s->rank));
+        SHOAL_CHECK_GOTO(open_part(s, opath, &of));
+        const char *os = shoal_safetensors_meta(of, "step");
+        SHOAL_REQUIRE_GOTO(os && strcmp(os, step_s) == 0, SHOAL_ERR_FORMAT,
+                           "%s: step %s, but %s has step %s", opath, os ? os : "(missing)", path,
+                           step_s);
+        SHOAL_CHECK_GOTO(find_f32(of, opath, "adam_m", s->shard_cnt, &tm));
+        SHOAL_CHECK_GOTO(find_f32(of, opath, "adam_v", s->shard_cnt, &tv));
+    } else {
+        SHOAL_CHECK_GOTO(find_f32(sf, path, "adam_m", s->n_params, &tm));
+        SHOAL_CHECK_GOTO(find_f32(sf, path, "adam_v", s->n_params, &tv));
     }
     const shoal_st_tensor *lt = shoal_safetensors_find(sf, "loader");
     SHOAL_REQUIRE_GOTO(lt && lt->dtype == SHOAL_DTYPE_U8, SHOAL_ERR_FORMAT,
@@ -151,11 +277,13 @@ static shoal_status load_checkpoint(run_state *s, int64_t *step) {
     SHOAL_CHECK_GOTO(shoal_loader_state_decode(lt->data, (size_t)lt->nbytes, &ls));
     SHOAL_CHECK_GOTO(shoal_loader_set_state(s->train, &ls));
     /* Only now that everything checked out: overwrite parameters and optimizer state. */
-    for (int i = 0; i < 3; i++)
-        memcpy(dst[i], tt[i]->data, s->n_params * sizeof(float));
+    memcpy(shoal_gpt_params(s->m), tp->data, s->n_params * sizeof(float));
+    memcpy(s->adam_m, tm->data, s->shard_cnt * sizeof(float));
+    memcpy(s->adam_v, tv->data, s->shard_cnt * sizeof(float));
     *step = (int64_t)k;
 cleanup:
     shoal_safetensors_close(sf);
+    shoal_safetensors_close(of);
     return st;
 }
 
@@ -188,20 +316,30 @@ static shoal_status evaluate(run_state *s, float *out) {
         sum += (double)loss * (double)k;
         count += (double)k;
     }
+    double red[2] = {sum, count};
+    SHOAL_CHECK(sum_f64(s, red, 2));
+    sum = red[0];
+    count = red[1];
     *out = count > 0 ? (float)(sum / count) : NAN;
     return SHOAL_OK;
 }
 
+/* AdamW on this rank's block [shard_off, shard_off + shard_cnt) of the parameters (all of
+ * them without ZeRO), each tensor with its own weight decay. */
 static shoal_status adamw_all(run_state *s, int64_t step, float lr) {
     const shoal_trainer_config *c = s->cfg;
     shoal_gpt *m = s->m;
     float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
+    size_t off = s->shard_off, cnt = s->shard_cnt;
     for (int i = 0; i < shoal_gpt_num_tensors(m); i++) {
         const shoal_gpt_tensor *t = shoal_gpt_tensor_at(m, i);
-        SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, p + t->offset, g + t->offset,
-                             s->adam_m + t->offset, s->adam_v + t->offset, t->numel, lr, c->beta1,
-                             c->beta2, c->eps, t->decay ? c->weight_decay : 0.0f, (int)step + 1,
-                             1.0f));
+        size_t lo = t->offset > off ? t->offset : off;
+        size_t hi = t->offset + t->numel < off + cnt ? t->offset + t->numel : off + cnt;
+        if (lo >= hi) continue; /* not in this rank's block */
+        SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, p + lo, g + lo,
+                             s->adam_m + (lo - off), s->adam_v + (lo - off), hi - lo, lr,
+                             c->beta1, c->beta2, c->eps, t->decay ? c->weight_decay : 0.0f,
+                             (int)step + 1, 1.0f));
     }
     return SHOAL_OK;
 }
@@ -262,22 +400,51 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
         sum += l;
         used++;
     }
-    *loss = used ? (float)(sum / used) : NAN;
-    if (!used) {
+    /* Global loss and micro-batch count: every rank takes the same branch below. */
+    double red[2] = {sum, (double)used};
+    SHOAL_CHECK(sum_f64(s, red, 2));
+    *loss = red[1] > 0 ? (float)(red[0] / red[1]) : NAN;
+    if (red[1] == 0) {
         SHOAL_LOG_WARN("step %lld: every micro-batch was fully masked; no update",
                        (long long)step + 1);
         return SHOAL_OK;
     }
-    float *g = shoal_gpt_grads(m);
-    if (used > 1) SHOAL_CHECK(SHOAL_OP(ctx, scale, g, s->n_params, 1.0f / (float)used));
+    float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
+    size_t off = s->shard_off, cnt = s->shard_cnt;
+    int zero = s->world > 1 && c->zero;
+    if (s->world > 1) {
+        if (zero)
+            SHOAL_CHECK(shoal_comm_reduce_scatter(s->comm, g, g + off, s->counts, SHOAL_DTYPE_F32,
+                                                  SHOAL_COMM_SUM));
+        else
+            SHOAL_CHECK(shoal_comm_allreduce_bucketed(s->comm, g, s->n_params, SHOAL_DTYPE_F32,
+                                                      SHOAL_COMM_SUM, GRAD_BUCKET_ELEMS));
+    }
+    if (red[1] > 1) SHOAL_CHECK(SHOAL_OP(ctx, scale, g + off, cnt, (float)(1.0 / red[1])));
     float norm = 0;
-    shoal_status st = shoal_grad_clip(ctx, g, s->n_params, c->grad_clip, &norm);
+    shoal_status st;
+    if (zero) {
+        /* global norm from the shards' squared norms, clipped as shoal_grad_clip does */
+        double sq = 0;
+        SHOAL_CHECK(SHOAL_OP(ctx, norm_sq, g + off, cnt, &sq));
+        SHOAL_CHECK(sum_f64(s, &sq, 1));
+        double nrm = sqrt(sq);
+        st = isfinite(nrm) ? SHOAL_OK : SHOAL_ERR_INVALID_ARG;
+        if (st == SHOAL_OK && c->grad_clip > 0.0f && nrm > (double)c->grad_clip)
+            SHOAL_CHECK(
+                SHOAL_OP(ctx, scale, g + off, cnt, (float)((double)c->grad_clip / (nrm + 1e-6))));
+    } else {
+        st = shoal_grad_clip(ctx, g, s->n_params, c->grad_clip, &norm);
+    }
     if (st == SHOAL_ERR_INVALID_ARG) {
         SHOAL_LOG_WARN("step %lld: gradient norm is not finite; step skipped", (long long)step + 1);
         return SHOAL_OK;
     }
     SHOAL_CHECK(st);
-    return adamw_all(s, step, lr);
+    SHOAL_CHECK(adamw_all(s, step, lr));
+    if (zero)
+        SHOAL_CHECK(shoal_comm_all_gather(s->comm, p + off, p, s->counts, SHOAL_DTYPE_F32));
+    return SHOAL_OK;
 }
 
 static shoal_status check_config(const shoal_trainer_config *c, const shoal_gpt *m) {
@@ -396,27 +563,48 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     SHOAL_CHECK(check_config(cfg, m));
     SHOAL_REQUIRE(shoal_gpt_ctx(m)->backend == SHOAL_BACKEND_CPU, SHOAL_ERR_UNSUPPORTED,
                   "train: the trainer runs on CPU contexts only in this build");
+    SHOAL_REQUIRE(!cfg->comm || !shoal_comm_on_device(cfg->comm), SHOAL_ERR_UNSUPPORTED,
+                  "train: the %s communicator takes device buffers; CPU training needs mpi",
+                  shoal_comm_backend_name(shoal_comm_backend_of(cfg->comm)));
     shoal_trainer_result r = {0};
     r.first_loss = r.last_loss = r.first_val_loss = r.val_loss = NAN;
     run_state s = {0};
     s.cfg = cfg;
     s.m = m;
     s.n_params = shoal_gpt_num_params(m);
+    s.comm = cfg->comm;
+    s.rank = s.comm ? shoal_comm_rank(s.comm) : 0;
+    s.world = s.comm ? shoal_comm_world_size(s.comm) : 1;
+    s.shard_off = 0;
+    s.shard_cnt = s.n_params;
+    SHOAL_REQUIRE(!(cfg->dp_clip > 0 && s.world > 1), SHOAL_ERR_UNSUPPORTED,
+                  "train: DP-SGD runs on one rank in this build (got %d ranks)", s.world);
+    FILE *progress = s.rank == 0 ? cfg->progress : NULL;
+    FILE *metrics = s.rank == 0 ? cfg->metrics : NULL;
     shoal_status st = SHOAL_OK;
     shoal_progress bar;
     int bar_on = 0;
     const shoal_gpt_config *mc = shoal_gpt_cfg(m);
 
+    if (s.world > 1 && cfg->zero) {
+        s.counts = calloc((size_t)s.world, sizeof *s.counts);
+        SHOAL_REQUIRE(s.counts, SHOAL_ERR_NOMEM, "train: out of memory");
+        for (int r2 = 0; r2 < s.world; r2++) {
+            size_t o;
+            shoal_comm_shard(s.n_params, s.world, r2, &o, &s.counts[r2]);
+        }
+        shoal_comm_shard(s.n_params, s.world, s.rank, &s.shard_off, &s.shard_cnt);
+    }
     SHOAL_CHECK_GOTO(shoal_dataset_load(cfg->data_dir, &s.ds));
     SHOAL_CHECK_GOTO(shoal_dataset_verify(s.ds));
     SHOAL_REQUIRE_GOTO(s.ds->vocab_size <= (uint32_t)mc->vocab_size, SHOAL_ERR_INVALID_ARG,
                        "%s: the data was tokenized with a vocabulary of %u, larger than the "
                        "model's %d",
                        cfg->data_dir, s.ds->vocab_size, mc->vocab_size);
-    shoal_loader_config lc = {cfg->B, cfg->T, 0, 1, cfg->seed, 1, 1};
+    shoal_loader_config lc = {cfg->B, cfg->T, s.rank, s.world, cfg->seed, 1, 1};
     SHOAL_CHECK_GOTO(shoal_loader_open_split(s.ds, "train", &lc, &s.train));
     if (s.ds->val.n_shards > 0) {
-        shoal_loader_config vc = {cfg->B, cfg->T, 0, 1, 0, 0, 0};
+        shoal_loader_config vc = {cfg->B, cfg->T, s.rank, s.world, 0, 0, 0};
         if (shoal_loader_open_split(s.ds, "val", &vc, &s.val) != SHOAL_OK)
             SHOAL_LOG_WARN("%s: validation split unusable at T=%d; no validation loss",
                            cfg->data_dir, cfg->T);
@@ -425,31 +613,53 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     s.tok = malloc(n * sizeof *s.tok);
     s.tgt = malloc(n * sizeof *s.tgt);
     s.mask = malloc(n);
-    s.adam_m = calloc(s.n_params, sizeof(float));
-    s.adam_v = calloc(s.n_params, sizeof(float));
+    s.adam_m = calloc(s.shard_cnt ? s.shard_cnt : 1, sizeof(float));
+    s.adam_v = calloc(s.shard_cnt ? s.shard_cnt : 1, sizeof(float));
     SHOAL_REQUIRE_GOTO(s.tok && s.tgt && s.mask && s.adam_m && s.adam_v, SHOAL_ERR_NOMEM,
                        "train: out of memory for the optimizer state (%zu parameters)", s.n_params);
-    char dir[SHOAL_MAX_PATH];
-    SHOAL_CHECK_GOTO(shoal_path_join(dir, sizeof dir, cfg->out_dir, CKPT_DIR));
-    SHOAL_CHECK_GOTO(shoal_path_join(s.ckpt_path, sizeof s.ckpt_path, dir, CKPT_FILE));
-    SHOAL_CHECK_GOTO(shoal_path_join(s.dp_acct_path, sizeof s.dp_acct_path, dir, DP_ACCT_FILE));
+    /* one starting point on every rank, whatever each initialised */
+    if (s.world > 1)
+        SHOAL_CHECK_GOTO(shoal_comm_broadcast(s.comm, shoal_gpt_params(m), s.n_params,
+                                              SHOAL_DTYPE_F32, 0));
 
     int64_t step = 0;
-    if (cfg->resume && shoal_path_exists(s.ckpt_path)) {
-        SHOAL_CHECK_GOTO(load_checkpoint(&s, &step));
-        SHOAL_LOG_INFO("resumed from %s at step %lld", s.ckpt_path, (long long)step);
+    char ckpt[SHOAL_MAX_PATH] = "";
+    if (cfg->resume_from && cfg->resume_from[0]) {
+        snprintf(ckpt, sizeof ckpt, "%s", cfg->resume_from);
+    } else if (cfg->resume) {
+        shoal_status fs = shoal_trainer_find_checkpoint(cfg->out_dir, ckpt, sizeof ckpt);
+        if (fs != SHOAL_OK && fs != SHOAL_ERR_NOT_FOUND) st = fs;
+        SHOAL_CHECK_GOTO(agree(&s, st));
+        /* every rank must take the same checkpoint (or none) */
+        double mine = ckpt[0] ? (double)step_of_name(strrchr(ckpt, '/') + 1) : -1.0;
+        double lo = -mine;
+        SHOAL_CHECK_GOTO(sum_f64(&s, &mine, 1));
+        SHOAL_CHECK_GOTO(sum_f64(&s, &lo, 1));
+        SHOAL_REQUIRE_GOTO(mine == -lo, SHOAL_ERR_INVALID_ARG,
+                           "%s: the ranks see different newest checkpoints; the output "
+                           "directory must be shared by all ranks",
+                           cfg->out_dir);
+        if (!ckpt[0])
+            SHOAL_LOG_INFO("no complete checkpoint under %s/%s; starting at step 0", cfg->out_dir,
+                           CKPT_DIR);
+    }
+    if (ckpt[0]) {
+        SHOAL_CHECK_GOTO(agree(&s, load_checkpoint(&s, ckpt, &step)));
+        SHOAL_CHECK_GOTO(shoal_path_join(s.dp_acct_path, sizeof s.dp_acct_path, ckpt, DP_ACCT_FILE));
+        if (s.rank == 0)
+            SHOAL_LOG_INFO("resumed from %s at step %lld", ckpt, (long long)step);
     }
     if (cfg->dp_clip > 0) SHOAL_CHECK_GOTO(dp_setup(&s, step));
     r.start_step = step;
     shoal_lr_schedule sch = {cfg->lr, cfg->min_lr_ratio, cfg->warmup_steps, cfg->steps};
     int64_t end = cfg->steps;
     if (cfg->stop_after > 0 && cfg->stop_after < end) end = cfg->stop_after;
-    if (cfg->progress) {
-        shoal_progress_init(&bar, cfg->progress, "train", "step", cfg->steps, step);
+    if (progress) {
+        shoal_progress_init(&bar, progress, "train", "step", cfg->steps, step);
         bar_on = 1;
     }
     double t0 = shoal_now_s();
-    uint64_t tokens_per_step = (uint64_t)n * (uint64_t)cfg->grad_accum;
+    uint64_t tokens_per_step = (uint64_t)n * (uint64_t)cfg->grad_accum * (uint64_t)s.world;
     for (; step < end; step++) {
         float lr = (float)shoal_lr_schedule_at(&sch, step), loss = NAN;
         if (s.dp) {
@@ -460,6 +670,7 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         }
         if (isnan(r.first_loss)) r.first_loss = loss;
         r.last_loss = loss;
+        if (metrics) fprintf(metrics, "step %lld loss %.9g lr %.9g\n", (long long)step + 1, loss, lr);
         int last = step + 1 == end;
         if (s.val &&
             ((cfg->eval_every && (step + 1) % cfg->eval_every == 0) || step + 1 == cfg->steps)) {
@@ -467,12 +678,19 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
             SHOAL_CHECK_GOTO(evaluate(&s, &vl));
             if (isnan(r.first_val_loss)) r.first_val_loss = vl;
             r.val_loss = vl;
-            if (cfg->progress)
-                fprintf(cfg->progress, "%sstep %lld: val loss %.4f\n",
+            if (progress)
+                fprintf(progress, "%sstep %lld: val loss %.4f\n",
                         bar_on && bar.is_tty ? "\n" : "", (long long)step + 1, vl);
+            if (metrics) fprintf(metrics, "step %lld val_loss %.9g\n", (long long)step + 1, vl);
         }
+        if (metrics) fflush(metrics);
         if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || last)
             SHOAL_CHECK_GOTO(save_checkpoint(&s, step + 1));
+        if (s.rank == 0 && cfg->on_step) {
+            double dt = shoal_now_s() - t0;
+            cfg->on_step(cfg->cb_arg, step + 1, cfg->steps, loss,
+                         dt > 0 ? (double)r.tokens / dt : 0.0);
+        }
         if (bar_on) {
             double dt = shoal_now_s() - t0;
             char suffix[160], eps_s[40] = "";
@@ -492,12 +710,12 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         snprintf(suffix, sizeof suffix, "loss %.4f %.0f tok/s", r.last_loss, r.tokens_per_s);
         shoal_progress_finish(&bar, step, suffix);
     }
-    if (cfg->save_model && step == cfg->steps) {
+    if (cfg->save_model && step == cfg->steps && s.rank == 0) {
         json_t *prov =
-            json_pack("{s:s, s:s, s:I, s:f, s:f}", "data_sha256", s.ds->source_sha256, "data_dir",
-                      cfg->data_dir, "steps", (json_int_t)step, "final_train_loss",
-                      isnan(r.last_loss) ? -1.0 : (double)r.last_loss, "final_val_loss",
-                      isnan(r.val_loss) ? -1.0 : (double)r.val_loss);
+            json_pack("{s:s, s:s, s:I, s:i, s:f, s:f}", "data_sha256", s.ds->source_sha256,
+                      "data_dir", cfg->data_dir, "steps", (json_int_t)step, "world", s.world,
+                      "final_train_loss", isnan(r.last_loss) ? -1.0 : (double)r.last_loss,
+                      "final_val_loss", isnan(r.val_loss) ? -1.0 : (double)r.val_loss);
         SHOAL_REQUIRE_GOTO(prov, SHOAL_ERR_NOMEM, "train: out of memory");
         if (s.dp) {
             json_t *dpj = NULL;
@@ -510,8 +728,8 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         }
         st = shoal_gpt_save_dir_ex(m, cfg->out_dir, SHOAL_DTYPE_F32, prov);
         json_decref(prov);
-        if (st != SHOAL_OK) goto cleanup;
     }
+    if (cfg->save_model && step == cfg->steps) SHOAL_CHECK_GOTO(agree(&s, st));
     if (s.dp) {
         r.dp_sigma = s.dp_sigma;
         r.dp_q = s.dp_q;
@@ -529,6 +747,7 @@ cleanup:
     free(s.mask);
     free(s.adam_m);
     free(s.adam_v);
+    free(s.counts);
     shoal_loader_free(s.train);
     shoal_loader_free(s.val);
     shoal_dataset_free(s.ds);

@@ -8,10 +8,26 @@
  * grad_clip, then AdamW with weight decay on the tensors the model marks for decay (matmul
  * weights, embeddings) and none on biases and layernorms, as GPT-2 practice does.
  *
- * Checkpoint: out_dir/checkpoint/trainer.safetensors, written atomically (temp, fsync,
- * rename): tensors "params", "adam_m", "adam_v" (F32, the model's one parameter block layout)
- * and "loader" (U8, the loader position), with metadata: the step, the model config, the
- * dataset's sha256 and the run geometry (B, T, grad_accum, world, seed). There is no other
+ * Data parallel (cfg->comm with world > 1): rank r reads rows [r*B, (r+1)*B) of each global
+ * batch (loader.h), so the global batch is world x B x grad_accum sequences. Parameters are
+ * broadcast from rank 0 at start; each rank sums its micro-batch gradients, the sums are
+ * all-reduced (SUM, in buckets of SHOAL_LIMIT_GRAD_BUCKET_ELEMS) and divided by the number of
+ * micro-batches used over all ranks, so 2 ranks at B equal 1 rank at B with accumulation 2 and
+ * 1 rank at 2B up to float rounding (backward accumulates into the gradient inside its matmuls,
+ * so the sums round differently). eval_batches counts global batches. The step loss and validation loss are the
+ * global ones (sums and counts all-reduced). zero=1 (ZeRO stage 1): the AdamW moments are
+ * sharded by shoal_comm_shard(); the gradient is reduce-scattered, the global norm for clipping
+ * all-reduced from the shards' squared norms, each rank updates its parameter block and the
+ * blocks are all-gathered. Backward has no per-tensor hook yet, so the buckets go after the
+ * last backward instead of overlapping it.
+ *
+ * Checkpoint: out_dir/checkpoints/step-NNNNNNNN/: rank 0 writes trainer.safetensors atomically
+ * (temp, fsync, rename): tensors "params" (and "adam_m", "adam_v" without ZeRO; F32, the model's
+ * one parameter block layout) and "loader" (U8, the loader position), with metadata: the step,
+ * the model config, the dataset's sha256 and the run geometry (B, T, grad_accum, world, zero,
+ * seed); with ZeRO each rank writes optim-rank-RRRRR.safetensors (its moments block). Then a
+ * barrier, then rank 0 writes DONE: a directory without DONE is incomplete and never resumed
+ * from. The output directory must be shared by all ranks (NFS, Lustre, one host). There is no other
  * random state: the data order is a function of (seed, epoch), the LR a function of the step,
  * so a run resumed from step k produces bit-for-bit the parameters of a run that never stopped
  * (same thread count). A checkpoint from another model, dataset or geometry is refused with a
@@ -20,7 +36,8 @@
  * with provenance (data sha256, steps, losses) in shoal.json.
  * CPU contexts only for now (checkpoints read the parameter block directly).
  * Tested by tests/train/test_trainer.c (loss falls, exact resume, accumulation equivalence,
- * refused checkpoints).
+ * refused checkpoints) and, with ranks, tests/dist/test_train_ddp.sh (label mpi: equivalence
+ * of 2 ranks / 2B / accumulation with and without ZeRO, resume across ranks, kill -9 of a rank).
  */
 #ifndef SHOAL_TRAIN_TRAINER_H
 #define SHOAL_TRAIN_TRAINER_H
@@ -29,7 +46,10 @@
 #include <stdio.h>
 
 #include "common/status.h"
+#include "worker/dist/comm.h"
 #include "worker/model/gpt.h"
+
+#define SHOAL_TRAINER_CKPT_DIR "checkpoints"
 
 typedef struct {
     const char *data_dir; /* prepared by `shoal data prepare` */
@@ -44,18 +64,27 @@ typedef struct {
     int64_t ckpt_every;   /* steps between checkpoints; 0: only at the end */
     int64_t stop_after;   /* stop (with a checkpoint) once this step is done; 0: run to steps */
     uint64_t seed;        /* data order */
-    int resume;           /* continue from out_dir/checkpoint when it exists */
+    int resume;           /* continue from the newest complete out_dir/checkpoints/<step> */
+    const char *resume_from; /* a checkpoint directory to continue from (must hold DONE) */
+    shoal_comm *comm;     /* data-parallel communicator (host buffers); NULL: one rank */
+    int zero;             /* 1: shard the optimizer state over the ranks (ZeRO stage 1) */
     int save_model;       /* write the HF model directory at the end (1 by default) */
-    FILE *progress;       /* progress bar / lines; NULL: quiet */
+    FILE *progress;       /* progress bar / lines; NULL: quiet (used on rank 0 only) */
+    FILE *metrics;        /* "step N loss X lr Y" / "step N val_loss X" lines; rank 0 only */
+    /* Rank 0 only, may be NULL: after each step, and after each complete checkpoint (dir holds
+     * DONE). They run on the training thread and must not call the communicator. */
+    void (*on_step)(void *arg, int64_t step, int64_t total, float loss, double tokens_per_s);
+    void (*on_checkpoint)(void *arg, int64_t step, const char *dir);
+    void *cb_arg;
     /* DP-SGD (worker/train/dpsgd.h), on when dp_clip > 0. The examples are the train split's
      * N windows; every step takes a Poisson batch at q = B*grad_accum / N (so B*grad_accum is
      * the EXPECTED batch), processed B examples at a time, clipped per example to dp_clip,
      * noised (σ = dp_noise) and divided by q*N; grad_clip is not used. dp_noise = 0 with
      * dp_epsilon > 0 solves σ for `steps` steps; dp_epsilon > 0 is also a budget: a run whose
      * plan (resumed steps included) exceeds it refuses to start. The accountant's state is
-     * saved beside each checkpoint (checkpoint/dp_accountant.json) and continued on resume;
+     * saved in each checkpoint directory (dp_accountant.json, before DONE) and continued on resume;
      * ε so far is in the progress line and shoal.json ("dp"). DP runs draw fresh secure
-     * randomness after a resume, so they are not bit-exact across resumes. */
+     * randomness after a resume, so they are not bit-exact across resumes. One rank only. */
     double dp_clip, dp_noise, dp_delta, dp_epsilon;
     int dp_noise_fast;     /* FAST noise instead of EXACT (see docs/privacy.md) */
     uint64_t dp_test_seed; /* TEST ONLY: deterministic sampling and noise (not private) */
@@ -79,5 +108,9 @@ void shoal_trainer_config_default(shoal_trainer_config *c);
  * written stay valid. res may be NULL. */
 shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
                                shoal_trainer_result *res);
+
+/* The newest complete checkpoint directory (one holding DONE) under out_dir/checkpoints, by
+ * step number. NOT_FOUND when there is none. */
+shoal_status shoal_trainer_find_checkpoint(const char *out_dir, char *out, size_t cap);
 
 #endif
