@@ -1,31 +1,40 @@
 #!/usr/bin/env bash
 # quickstart.sh: install dependencies, build, and run shoal's main job end to end on the
 # embedded defaults. This is the README's first command.
+#
+# The job: prepare the shipped customer-support routing set (data/support-routing) with the
+# GPT-2 tokenizer, fine-tune a small GPT-2 from a random init on it (the loss falls from ~10.8
+# to well under 1; about 2-5 minutes on 2 cores), then ask it to route three new messages.
+# Outputs land in ${SHOAL_DEMO_DIR:-demo-out}/. SHOAL_DEMO_STEPS shortens the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 cmake -S . -B build >build.configure.log 2>&1 || { cat build.configure.log; exit 1; }
-cmake --build build -j"$(nproc)" >/dev/null
+cmake --build build -j"$(nproc)" >build.log 2>&1 || { tail -50 build.log; exit 1; }
 SHOAL=build/bin/shoal
 OUT=${SHOAL_DEMO_DIR:-demo-out}
+STEPS=${SHOAL_DEMO_STEPS:-500}
+VOCAB=${SHOAL_VOCAB_DIR:-$HOME/.cache/shoal/gpt2-vocab}
+rm -rf "$OUT"
 mkdir -p "$OUT"
 
 echo "== shoal version"
 $SHOAL version
 
-echo "== safetensors round trip: F32 -> BF16 -> F32"
-python3 - "$OUT/weights.safetensors" <<'PY'
-import json, math, struct, sys
-n = 4 * 8
-vals = [math.sin(i) for i in range(n)]
-hdr = {"__metadata__": {"format": "pt"},
-       "transformer.wte.weight": {"dtype": "F32", "shape": [4, 8], "data_offsets": [0, 4 * n]}}
-h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + struct.pack(f"<{n}f", *vals))
-PY
-$SHOAL inspect "$OUT/weights.safetensors"
-$SHOAL convert "$OUT/weights.safetensors" "$OUT/weights-bf16.safetensors" --dtype BF16
-$SHOAL inspect "$OUT/weights-bf16.safetensors"
-$SHOAL convert "$OUT/weights-bf16.safetensors" "$OUT/weights-back.safetensors" --dtype F32
-echo "quickstart: done; outputs in $OUT/"
+echo "== prepare the customer-support routing set (prompt tokens masked out of the loss)"
+$SHOAL data prepare --tokenizer "$VOCAB" --input data/support-routing/support-routing.jsonl \
+  --out "$OUT/data"
+
+echo "== fine-tune a 2-layer GPT-2 ($STEPS steps; config deploy/demo/tiny-gpt2.json)"
+$SHOAL train --init-config deploy/demo/tiny-gpt2.json --data "$OUT/data" --out "$OUT/model" \
+  --steps "$STEPS" --batch 8 --seq 64 --lr 5e-3 --warmup 20 --eval-every 100 --eval-batches 0 \
+  --ckpt-every 0 --seed 1
+
+echo "== route new messages with the fine-tuned model (greedy)"
+for msg in "I was charged twice for my subscription this month. Please refund one." \
+           "The app crashes every time I open the settings page." \
+           "How do I delete my account and all my data?"; do
+  $SHOAL generate --model "$OUT/model" --tokenizer "$VOCAB" --max-new 3 \
+    --prompt "$(printf 'Customer: %s\nRoute:' "$msg")"
+done
+echo "quickstart: done; the model is in $OUT/model (a Hugging Face GPT-2 directory)"
