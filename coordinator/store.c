@@ -259,6 +259,12 @@ static reader *reader_get(shoal_store *store) {
 
 static void reader_put(reader *r) { pthread_mutex_unlock(&r->mu); }
 
+static shoal_status prep_rd(shoal_store *store, reader *rd, const char *sql, sqlite3_stmt **s) {
+    if (sqlite3_prepare_v2(rd->db, sql, -1, s, NULL) == SQLITE_OK) return SHOAL_OK;
+    SHOAL_LOG_ERROR("%s: prepare: %s", store->path, sqlite3_errmsg(rd->db));
+    return SHOAL_ERR_IO;
+}
+
 shoal_status shoal_store_open(const char *path, shoal_store **out) {
     *out = NULL;
     shoal_store *store = calloc(1, sizeof *store);
@@ -342,15 +348,22 @@ static shoal_status insert_event(shoal_store *store, uint64_t id, int from, int 
     return r;
 }
 
+/* Per state through the jobs_queue index (state first): a covering index range per state,
+ * not a scan of the whole table with the state bit tested row by row. */
 static shoal_status count_locked(shoal_store *store, unsigned mask, int64_t *n) {
     sqlite3_stmt *s = NULL;
-    SHOAL_CHECK(prep(store, "SELECT count(*) FROM jobs WHERE ((1 << state) & ?) != 0", &s));
-    sqlite3_bind_int64(s, 1, mask);
+    *n = 0;
+    SHOAL_CHECK(prep(store, "SELECT count(*) FROM jobs WHERE state = ?", &s));
     shoal_status r = SHOAL_OK;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        *n = sqlite3_column_int64(s, 0);
-    else
-        r = sql_err(store, "count jobs");
+    for (int state = SHOAL_JOB_QUEUED; state <= SHOAL_JOB_CANCELLED && r == SHOAL_OK; state++) {
+        if (!(mask & SHOAL_JOB_STATE_BIT(state))) continue;
+        sqlite3_bind_int(s, 1, state);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            *n += sqlite3_column_int64(s, 0);
+        else
+            r = sql_err(store, "count jobs");
+        sqlite3_reset(s);
+    }
     sqlite3_finalize(s);
     return r;
 }
@@ -694,7 +707,8 @@ shoal_status shoal_store_job_set_checkpoint(shoal_store *store, uint64_t id, con
 }
 
 /* Collect the rows of a prepared SELECT JOB_COLS into a growing array. */
-static shoal_status collect(shoal_store *store, sqlite3_stmt *s, shoal_job_record **out, int *n) {
+static shoal_status collect(shoal_store *store, sqlite3 *db, sqlite3_stmt *s,
+                            shoal_job_record **out, int *n) {
     int cap = 0, cnt = 0, rc;
     shoal_job_record *v = NULL;
     shoal_status r = SHOAL_OK;
@@ -712,7 +726,10 @@ static shoal_status collect(shoal_store *store, sqlite3_stmt *s, shoal_job_recor
         if (r != SHOAL_OK) break;
         cnt++;
     }
-    if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "list jobs");
+    if (r == SHOAL_OK && rc != SQLITE_DONE) {
+        SHOAL_LOG_ERROR("%s: list jobs: %s", store->path, sqlite3_errmsg(db));
+        r = SHOAL_ERR_IO;
+    }
     if (r != SHOAL_OK) {
         shoal_job_records_free(v, cnt);
         return r;
@@ -727,9 +744,9 @@ shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = NULL;
-    lock(store);
+    reader *rd = reader_get(store);
     /* substr() rather than LIKE: a prefix with '%' or '_' means itself. */
-    shoal_status r = prep(store,
+    shoal_status r = prep_rd(store, rd,
                           "SELECT " JOB_COLS " FROM jobs WHERE id > ?1 AND (?2 = 0 OR "
                           "((1 << state) & ?2) != 0) AND (?3 = '' OR substr(name, 1, "
                           "length(?3)) = ?3) ORDER BY id LIMIT ?4",
@@ -739,10 +756,10 @@ shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const
         sqlite3_bind_int64(s, 2, state_mask);
         sqlite3_bind_text(s, 3, name_prefix ? name_prefix : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(s, 4, limit > 0 ? limit : -1);
-        r = collect(store, s, out, n);
+        r = collect(store, rd->db, s, out, n);
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     return r;
 }
 
@@ -751,19 +768,27 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = NULL;
-    lock(store);
-    shoal_status r = prep(store,
-                          "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & ?1) != 0 "
-                          "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                          &s);
+    int one_state = 0;
+    for (int st = SHOAL_JOB_QUEUED; st <= SHOAL_JOB_CANCELLED; st++)
+        if (state_mask == SHOAL_JOB_STATE_BIT(st)) one_state = st;
+    reader *rd = reader_get(store);
+    /* One state (the scheduler's case): the jobs_queue index yields the rows in order, so a
+     * page costs its own rows, not a scan and sort of every job ever submitted. */
+    shoal_status r = prep_rd(store, rd,
+                             one_state ? "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
+                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3"
+                                       : "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
+                                         "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                             &s);
     if (r == SHOAL_OK) {
-        sqlite3_bind_int64(s, 1, state_mask);
+        if (!one_state) sqlite3_bind_int64(s, 1, state_mask);
         sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
         sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
-        r = collect(store, s, out, n);
+        if (one_state) sqlite3_bind_int(s, 4, one_state);
+        r = collect(store, rd->db, s, out, n);
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     return r;
 }
 
@@ -782,8 +807,8 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
     sqlite3_stmt *s = NULL;
     shoal_job_event *v = NULL;
     int cnt = 0, cap = 0, rc = SQLITE_DONE;
-    lock(store);
-    shoal_status r = prep(store,
+    reader *rd = reader_get(store);
+    shoal_status r = prep_rd(store, rd,
                           "SELECT id, from_state, to_state, reason, at FROM job_events WHERE "
                           "job_id = ? AND id > ? ORDER BY id LIMIT ?",
                           &s);
@@ -808,10 +833,13 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
             copy_col(e->reason, sizeof e->reason, s, 3);
             e->at = sqlite3_column_double(s, 4);
         }
-        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "read job events");
+        if (r == SHOAL_OK && rc != SQLITE_DONE) {
+            SHOAL_LOG_ERROR("%s: read job events: %s", store->path, sqlite3_errmsg(rd->db));
+            r = SHOAL_ERR_IO;
+        }
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
         return r;
