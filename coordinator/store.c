@@ -1,5 +1,6 @@
-/* store.c: see store.h. One connection, one mutex; every multi-statement change is one
- * transaction (BEGIN IMMEDIATE so that a writer never has to upgrade a read lock). */
+/* store.c: see store.h. One writer connection behind one mutex, N_READERS read connections;
+ * every multi-statement change is one transaction (BEGIN IMMEDIATE so that a writer never has
+ * to upgrade a read lock). Job inserts are group-committed (shoal_store_job_insert). */
 #define SHOAL_LOG_SUBSYS "store"
 #include "coordinator/store.h"
 
@@ -44,6 +45,7 @@ struct shoal_store {
     pthread_cond_t gcv;
     ins_req *pend_head, *pend_tail;
     int leader;
+    uint64_t n_commits, n_inserts; /* under gmu: group commits done, jobs they inserted */
     reader rd[N_READERS];
     atomic_uint next_rd;
 };
@@ -463,6 +465,13 @@ static void commit_batch(shoal_store *store, ins_req *batch) {
     unlock(store);
 }
 
+void shoal_store_insert_stats(shoal_store *store, uint64_t *commits, uint64_t *inserts) {
+    pthread_mutex_lock(&store->gmu);
+    *commits = store->n_commits;
+    *inserts = store->n_inserts;
+    pthread_mutex_unlock(&store->gmu);
+}
+
 shoal_status shoal_store_job_insert(shoal_store *store, const shoal_job_spec *spec,
                                     const char *submitter, const char *idempotency_key,
                                     uint64_t *id) {
@@ -497,8 +506,10 @@ shoal_status shoal_store_job_insert(shoal_store *store, const shoal_job_spec *sp
         pthread_mutex_unlock(&store->gmu);
         commit_batch(store, batch);
         pthread_mutex_lock(&store->gmu);
+        store->n_commits++;
         for (ins_req *q = batch, *nx; q; q = nx) {
             nx = q->next; /* q may return (and its stack frame go) once done is set */
+            store->n_inserts += q->st == SHOAL_OK;
             q->done = 1;
         }
         store->leader = 0;
