@@ -692,12 +692,14 @@ static void schedule(shoal_scheduler *s) {
     /* Read the queue a page at a time: usually the pass stops at the first job that does not
      * fit, so a long queue costs one small page, not QUEUE_SCAN parsed records. Jobs started or
      * failed leave the QUEUED state, so the next page starts after the ones left in it. */
-    int still_queued = 0, scanned = 0, blocked = 0;
+    /* Pages grow 1, 2, 4, .. QUEUE_PAGE: when the head of the queue waits for slots (the
+     * usual case under a burst of submissions) a pass parses one spec, not a page of them. */
+    int still_queued = 0, scanned = 0, blocked = 0, page = 1;
     while (!blocked && nh >= 0 && take && scanned < QUEUE_SCAN) {
         shoal_job_record *q = NULL;
         int nq = 0;
         if (shoal_store_job_queue(s->store, SHOAL_JOB_STATE_BIT(SHOAL_JOB_QUEUED), still_queued,
-                                  QUEUE_PAGE, &q, &nq) != SHOAL_OK)
+                                  page, &q, &nq) != SHOAL_OK)
             break;
         scanned += nq;
         for (int j = 0; j < nq && !blocked; j++) {
@@ -761,7 +763,8 @@ static void schedule(shoal_scheduler *s) {
             start_job(s, r, hosts, nh, take);
         }
         shoal_job_records_free(q, nq);
-        if (nq < QUEUE_PAGE) break;
+        if (nq < page) break;
+        if (page < QUEUE_PAGE) page *= 2;
     }
     free(take);
     free(hosts);

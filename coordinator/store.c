@@ -1,9 +1,11 @@
-/* store.c: see store.h. One connection, one mutex; every multi-statement change is one
- * transaction (BEGIN IMMEDIATE so that a writer never has to upgrade a read lock). */
+/* store.c: see store.h. One writer connection behind one mutex, N_READERS read connections;
+ * every multi-statement change is one transaction (BEGIN IMMEDIATE so that a writer never has
+ * to upgrade a read lock). Job inserts are group-committed (shoal_store_job_insert). */
 #define SHOAL_LOG_SUBSYS "store"
 #include "coordinator/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +13,41 @@
 
 #include "common/timeutil.h"
 
+/* One SubmitJob waiting for its group commit (lives on the submitter's stack). */
+typedef struct ins_req {
+    const shoal_job_spec *spec;
+    const char *json, *submitter, *key;
+    uint64_t id;
+    shoal_status st;
+    int done;
+    struct ins_req *next;
+} ins_req;
+
+/* Read connections beside the writer: WAL lets readers run while the writer holds its lock or
+ * waits for fsync, so GetJob/ListJobs/WatchJob never queue behind a group commit. Four cover
+ * the handler threads that are runnable at once on the small hosts a coordinator runs on; a
+ * reader that is busy is skipped, and when all are busy the caller waits for one. */
+#define N_READERS 4
+
+typedef struct {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *get; /* SELECT JOB_COLS ... WHERE id = ?, prepared once */
+} reader;
+
 struct shoal_store {
     sqlite3 *db;
     pthread_mutex_t mu;
     char path[SHOAL_MAX_PATH];
+    /* group commit of job inserts: submitters queue here; one of them (the leader) commits
+     * everything queued in one transaction with one fsync, then wakes the others */
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv;
+    ins_req *pend_head, *pend_tail;
+    int leader;
+    uint64_t n_commits, n_inserts; /* under gmu: group commits done, jobs they inserted */
+    reader rd[N_READERS];
+    atomic_uint next_rd;
 };
 
 /* Migrations, applied in order; migrations[i] brings the schema to version i + 1. Never edit
@@ -186,11 +219,62 @@ static shoal_status migrate(shoal_store *store) {
     return SHOAL_OK;
 }
 
+#define JOB_COLS                                                                                   \
+    "id, spec, state, reason, submitter, submitted_at, started_at, finished_at, exit_code, "      \
+    "attempt, not_before, launch_handle, alloc, last_checkpoint, p_step, p_total, p_loss, "       \
+    "p_tok_s, p_eta_s, p_at, run_token"
+
+/* After the writer has set WAL mode and migrated: the read connections. query_only makes a
+ * write through one of them an error rather than a second writer. */
+static shoal_status open_readers(shoal_store *store) {
+    for (int i = 0; i < N_READERS; i++) {
+        reader *r = &store->rd[i];
+        int rc = sqlite3_open_v2(store->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                 NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(r->db, 5000);
+            rc = sqlite3_exec(r->db, "PRAGMA query_only=1", NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK)
+            rc = sqlite3_prepare_v3(r->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", -1,
+                                    SQLITE_PREPARE_PERSISTENT, &r->get, NULL);
+        if (rc != SQLITE_OK) {
+            SHOAL_LOG_ERROR("%s: cannot open read connection %d: %s", store->path, i,
+                            r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+            return SHOAL_ERR_IO;
+        }
+    }
+    return SHOAL_OK;
+}
+
+/* A free read connection (locked); waits on one when all are busy. */
+static reader *reader_get(shoal_store *store) {
+    unsigned start = atomic_fetch_add(&store->next_rd, 1);
+    for (int i = 0; i < N_READERS; i++) {
+        reader *r = &store->rd[(start + (unsigned)i) % N_READERS];
+        if (pthread_mutex_trylock(&r->mu) == 0) return r;
+    }
+    reader *r = &store->rd[start % N_READERS];
+    pthread_mutex_lock(&r->mu);
+    return r;
+}
+
+static void reader_put(reader *r) { pthread_mutex_unlock(&r->mu); }
+
+static shoal_status prep_rd(shoal_store *store, reader *rd, const char *sql, sqlite3_stmt **s) {
+    if (sqlite3_prepare_v2(rd->db, sql, -1, s, NULL) == SQLITE_OK) return SHOAL_OK;
+    SHOAL_LOG_ERROR("%s: prepare: %s", store->path, sqlite3_errmsg(rd->db));
+    return SHOAL_ERR_IO;
+}
+
 shoal_status shoal_store_open(const char *path, shoal_store **out) {
     *out = NULL;
     shoal_store *store = calloc(1, sizeof *store);
     SHOAL_REQUIRE(store, SHOAL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&store->mu, NULL);
+    pthread_mutex_init(&store->gmu, NULL);
+    pthread_cond_init(&store->gcv, NULL);
+    for (int i = 0; i < N_READERS; i++) pthread_mutex_init(&store->rd[i].mu, NULL);
     snprintf(store->path, sizeof store->path, "%s", path);
     shoal_status st = SHOAL_OK;
     int rc = sqlite3_open_v2(path, &store->db,
@@ -217,6 +301,7 @@ shoal_status shoal_store_open(const char *path, shoal_store **out) {
                        path);
     SHOAL_CHECK_GOTO(exec(store, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON"));
     SHOAL_CHECK_GOTO(migrate(store));
+    SHOAL_CHECK_GOTO(open_readers(store));
     *out = store;
 cleanup:
     if (st != SHOAL_OK) shoal_store_close(store);
@@ -225,7 +310,15 @@ cleanup:
 
 void shoal_store_close(shoal_store *store) {
     if (!store) return;
+    /* readers first: the last connection to close checkpoints the WAL */
+    for (int i = 0; i < N_READERS; i++) {
+        sqlite3_finalize(store->rd[i].get);
+        if (store->rd[i].db) sqlite3_close_v2(store->rd[i].db);
+        pthread_mutex_destroy(&store->rd[i].mu);
+    }
     if (store->db) sqlite3_close_v2(store->db);
+    pthread_cond_destroy(&store->gcv);
+    pthread_mutex_destroy(&store->gmu);
     pthread_mutex_destroy(&store->mu);
     free(store);
 }
@@ -257,15 +350,22 @@ static shoal_status insert_event(shoal_store *store, uint64_t id, int from, int 
     return r;
 }
 
+/* Per state through the jobs_queue index (state first): a covering index range per state,
+ * not a scan of the whole table with the state bit tested row by row. */
 static shoal_status count_locked(shoal_store *store, unsigned mask, int64_t *n) {
     sqlite3_stmt *s = NULL;
-    SHOAL_CHECK(prep(store, "SELECT count(*) FROM jobs WHERE ((1 << state) & ?) != 0", &s));
-    sqlite3_bind_int64(s, 1, mask);
+    *n = 0;
+    SHOAL_CHECK(prep(store, "SELECT count(*) FROM jobs WHERE state = ?", &s));
     shoal_status r = SHOAL_OK;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        *n = sqlite3_column_int64(s, 0);
-    else
-        r = sql_err(store, "count jobs");
+    for (int state = SHOAL_JOB_QUEUED; state <= SHOAL_JOB_CANCELLED && r == SHOAL_OK; state++) {
+        if (!(mask & SHOAL_JOB_STATE_BIT(state))) continue;
+        sqlite3_bind_int(s, 1, state);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            *n += sqlite3_column_int64(s, 0);
+        else
+            r = sql_err(store, "count jobs");
+        sqlite3_reset(s);
+    }
     sqlite3_finalize(s);
     return r;
 }
@@ -282,80 +382,144 @@ static shoal_status find_by_key(shoal_store *store, const char *key, uint64_t *i
     return SHOAL_OK;
 }
 
-shoal_status shoal_store_job_insert(shoal_store *store, const shoal_job_spec *spec,
-                                    const char *submitter, const char *idempotency_key,
-                                    uint64_t *id) {
-    *id = 0;
-    SHOAL_CHECK(shoal_job_spec_validate(spec, "job spec"));
-    char *json = NULL;
-    SHOAL_CHECK(shoal_job_spec_to_string(spec, &json));
-    int has_key = idempotency_key && idempotency_key[0];
-    if (has_key && strlen(idempotency_key) > 128) {
-        free(json);
-        SHOAL_LOG_ERROR("idempotency key of %zu bytes is longer than 128",
-                        strlen(idempotency_key));
-        return SHOAL_ERR_INVALID_ARG;
-    }
+/* One queued insert inside the leader's transaction (store locked). Its own savepoint: a
+ * failing row is undone alone and the rest of the batch still commits. */
+static shoal_status insert_one_locked(shoal_store *store, ins_req *q, int64_t *active,
+                                      double now) {
     shoal_status st = SHOAL_OK;
     sqlite3_stmt *ins = NULL;
-    int in_tx = 0;
-    lock(store);
-    /* FULL for this commit only: the id we return must survive a power cut too. */
-    SHOAL_CHECK_GOTO(exec(store, "PRAGMA synchronous=FULL"));
-    SHOAL_CHECK_GOTO(exec(store, "BEGIN IMMEDIATE"));
-    in_tx = 1;
-    if (has_key) {
+    int in_sp = 0;
+    if (q->key) {
         uint64_t prev = 0;
-        SHOAL_CHECK_GOTO(find_by_key(store, idempotency_key, &prev));
+        SHOAL_CHECK(find_by_key(store, q->key, &prev));
         if (prev) {
-            *id = prev;
-            goto cleanup;
+            q->id = prev; /* same key earlier in this batch counts too: same commit */
+            return SHOAL_OK;
         }
     }
-    int64_t active = 0;
-    SHOAL_CHECK_GOTO(count_locked(store, SHOAL_JOB_STATES_ACTIVE, &active));
-    SHOAL_REQUIRE_GOTO((uint64_t)active < shoal_limit(SHOAL_LIMIT_PENDING_JOBS), SHOAL_ERR_LIMIT,
-                       "%s: %lld jobs are already queued or running (limit pending_jobs=%llu); "
-                       "try again later",
-                       store->path, (long long)active,
-                       (unsigned long long)shoal_limit(SHOAL_LIMIT_PENDING_JOBS));
-    double now = shoal_wall_s();
+    SHOAL_REQUIRE((uint64_t)*active < shoal_limit(SHOAL_LIMIT_PENDING_JOBS), SHOAL_ERR_LIMIT,
+                  "%s: %lld jobs are already queued or running (limit pending_jobs=%llu); "
+                  "try again later",
+                  store->path, (long long)*active,
+                  (unsigned long long)shoal_limit(SHOAL_LIMIT_PENDING_JOBS));
+    SHOAL_CHECK(exec(store, "SAVEPOINT one_job"));
+    in_sp = 1;
     SHOAL_CHECK_GOTO(prep(store,
                           "INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
                           "submitter, idempotency_key, submitted_at, reason) "
                           "VALUES(?,?,?,?,?,?,?,?,?,'submitted')",
                           &ins));
-    sqlite3_bind_text(ins, 1, spec->name ? spec->name : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 2, json, -1, SQLITE_TRANSIENT);
+    const shoal_job_spec *spec = q->spec;
+    sqlite3_bind_text(ins, 1, spec->name ? spec->name : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, q->json, -1, SQLITE_STATIC);
     sqlite3_bind_int(ins, 3, SHOAL_JOB_QUEUED);
     sqlite3_bind_int(ins, 4, spec->priority);
     sqlite3_bind_int(ins, 5, spec->ranks);
     sqlite3_bind_int(ins, 6, spec->gpus_per_rank);
-    sqlite3_bind_text(ins, 7, submitter ? submitter : "", -1, SQLITE_TRANSIENT);
-    if (has_key)
-        sqlite3_bind_text(ins, 8, idempotency_key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 7, q->submitter ? q->submitter : "", -1, SQLITE_STATIC);
+    if (q->key)
+        sqlite3_bind_text(ins, 8, q->key, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(ins, 8);
     sqlite3_bind_double(ins, 9, now);
     SHOAL_CHECK_GOTO(step_done(store, ins, "insert job"));
     uint64_t new_id = (uint64_t)sqlite3_last_insert_rowid(store->db);
     SHOAL_CHECK_GOTO(insert_event(store, new_id, 0, SHOAL_JOB_QUEUED, "submitted", now));
-    SHOAL_CHECK_GOTO(exec(store, "COMMIT"));
-    in_tx = 0;
-    *id = new_id; /* acknowledged only now */
+    SHOAL_CHECK_GOTO(exec(store, "RELEASE one_job"));
+    in_sp = 0;
+    q->id = new_id; /* not yet acknowledged: the batch's COMMIT publishes it */
+    (*active)++;
 cleanup:
     sqlite3_finalize(ins);
-    if (in_tx) exec(store, st == SHOAL_OK ? "COMMIT" : "ROLLBACK");
-    exec(store, "PRAGMA synchronous=NORMAL");
-    unlock(store);
-    free(json);
+    if (in_sp) exec(store, "ROLLBACK TO one_job; RELEASE one_job");
     return st;
 }
 
-#define JOB_COLS                                                                                   \
-    "id, spec, state, reason, submitter, submitted_at, started_at, finished_at, exit_code, "      \
-    "attempt, not_before, launch_handle, alloc, last_checkpoint, p_step, p_total, p_loss, "       \
-    "p_tok_s, p_eta_s, p_at, run_token"
+/* The leader's work: every queued insert in one BEGIN IMMEDIATE ... COMMIT under
+ * synchronous=FULL, so one fsync makes the whole batch durable. When the COMMIT fails no id
+ * of the batch is handed out. */
+static void commit_batch(shoal_store *store, ins_req *batch) {
+    int64_t active = 0;
+    lock(store);
+    /* FULL for this commit only: the ids we return must survive a power cut too. */
+    shoal_status st = exec(store, "PRAGMA synchronous=FULL");
+    if (st == SHOAL_OK) st = exec(store, "BEGIN IMMEDIATE");
+    if (st == SHOAL_OK) {
+        st = count_locked(store, SHOAL_JOB_STATES_ACTIVE, &active);
+        if (st != SHOAL_OK) exec(store, "ROLLBACK");
+    }
+    if (st == SHOAL_OK) {
+        double now = shoal_wall_s();
+        for (ins_req *q = batch; q; q = q->next) q->st = insert_one_locked(store, q, &active, now);
+        if (exec(store, "COMMIT") != SHOAL_OK) {
+            exec(store, "ROLLBACK");
+            st = SHOAL_ERR_IO;
+        }
+    }
+    if (st != SHOAL_OK)
+        for (ins_req *q = batch; q; q = q->next) {
+            if (q->st == SHOAL_OK) q->st = st;
+            q->id = 0;
+        }
+    exec(store, "PRAGMA synchronous=NORMAL");
+    unlock(store);
+}
+
+void shoal_store_insert_stats(shoal_store *store, uint64_t *commits, uint64_t *inserts) {
+    pthread_mutex_lock(&store->gmu);
+    *commits = store->n_commits;
+    *inserts = store->n_inserts;
+    pthread_mutex_unlock(&store->gmu);
+}
+
+shoal_status shoal_store_job_insert(shoal_store *store, const shoal_job_spec *spec,
+                                    const char *submitter, const char *idempotency_key,
+                                    uint64_t *id) {
+    *id = 0;
+    SHOAL_CHECK(shoal_job_spec_validate(spec, "job spec"));
+    int has_key = idempotency_key && idempotency_key[0];
+    SHOAL_REQUIRE(!has_key || strlen(idempotency_key) <= 128, SHOAL_ERR_INVALID_ARG,
+                  "idempotency key of %zu bytes is longer than 128", strlen(idempotency_key));
+    char *json = NULL;
+    SHOAL_CHECK(shoal_job_spec_to_string(spec, &json));
+    ins_req me = {.spec = spec,
+                  .json = json,
+                  .submitter = submitter,
+                  .key = has_key ? idempotency_key : NULL,
+                  .st = SHOAL_OK};
+    /* Group commit: queue, then either wait for the leader of the batch we joined, or, when
+     * no commit is under way, lead one with everything queued so far (ours included). */
+    pthread_mutex_lock(&store->gmu);
+    if (store->pend_tail)
+        store->pend_tail->next = &me;
+    else
+        store->pend_head = &me;
+    store->pend_tail = &me;
+    while (!me.done) {
+        if (store->leader) {
+            pthread_cond_wait(&store->gcv, &store->gmu);
+            continue;
+        }
+        store->leader = 1;
+        ins_req *batch = store->pend_head;
+        store->pend_head = store->pend_tail = NULL;
+        pthread_mutex_unlock(&store->gmu);
+        commit_batch(store, batch);
+        pthread_mutex_lock(&store->gmu);
+        store->n_commits++;
+        for (ins_req *q = batch, *nx; q; q = nx) {
+            nx = q->next; /* q may return (and its stack frame go) once done is set */
+            store->n_inserts += q->st == SHOAL_OK;
+            q->done = 1;
+        }
+        store->leader = 0;
+        pthread_cond_broadcast(&store->gcv);
+    }
+    pthread_mutex_unlock(&store->gmu);
+    free(json);
+    if (me.st == SHOAL_OK) *id = me.id; /* acknowledged only now: its commit is durable */
+    return me.st;
+}
 
 static shoal_status row_to_record(shoal_store *store, sqlite3_stmt *s, shoal_job_record *r) {
     memset(r, 0, sizeof *r);
@@ -404,22 +568,22 @@ void shoal_job_records_free(shoal_job_record *r, int n) {
 
 shoal_status shoal_store_job_get(shoal_store *store, uint64_t id, shoal_job_record *out) {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = NULL;
     shoal_status r = SHOAL_OK;
-    lock(store);
-    r = prep(store, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", &s);
-    if (r == SHOAL_OK) {
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            r = row_to_record(store, s, out);
-        else if (rc == SQLITE_DONE)
-            r = SHOAL_ERR_NOT_FOUND;
-        else
-            r = sql_err(store, "get job");
+    reader *rd = reader_get(store);
+    sqlite3_stmt *s = rd->get;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        r = row_to_record(store, s, out);
+    } else if (rc == SQLITE_DONE) {
+        r = SHOAL_ERR_NOT_FOUND;
+    } else {
+        SHOAL_LOG_ERROR("%s: get job: %s", store->path, sqlite3_errmsg(rd->db));
+        r = SHOAL_ERR_IO;
     }
-    sqlite3_finalize(s);
-    unlock(store);
+    sqlite3_reset(s); /* ends the read transaction: the next call sees newer commits */
+    sqlite3_clear_bindings(s);
+    reader_put(rd);
     return r;
 }
 
@@ -554,7 +718,8 @@ shoal_status shoal_store_job_set_checkpoint(shoal_store *store, uint64_t id, con
 }
 
 /* Collect the rows of a prepared SELECT JOB_COLS into a growing array. */
-static shoal_status collect(shoal_store *store, sqlite3_stmt *s, shoal_job_record **out, int *n) {
+static shoal_status collect(shoal_store *store, sqlite3 *db, sqlite3_stmt *s,
+                            shoal_job_record **out, int *n) {
     int cap = 0, cnt = 0, rc;
     shoal_job_record *v = NULL;
     shoal_status r = SHOAL_OK;
@@ -572,7 +737,10 @@ static shoal_status collect(shoal_store *store, sqlite3_stmt *s, shoal_job_recor
         if (r != SHOAL_OK) break;
         cnt++;
     }
-    if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "list jobs");
+    if (r == SHOAL_OK && rc != SQLITE_DONE) {
+        SHOAL_LOG_ERROR("%s: list jobs: %s", store->path, sqlite3_errmsg(db));
+        r = SHOAL_ERR_IO;
+    }
     if (r != SHOAL_OK) {
         shoal_job_records_free(v, cnt);
         return r;
@@ -587,9 +755,9 @@ shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = NULL;
-    lock(store);
+    reader *rd = reader_get(store);
     /* substr() rather than LIKE: a prefix with '%' or '_' means itself. */
-    shoal_status r = prep(store,
+    shoal_status r = prep_rd(store, rd,
                           "SELECT " JOB_COLS " FROM jobs WHERE id > ?1 AND (?2 = 0 OR "
                           "((1 << state) & ?2) != 0) AND (?3 = '' OR substr(name, 1, "
                           "length(?3)) = ?3) ORDER BY id LIMIT ?4",
@@ -599,10 +767,10 @@ shoal_status shoal_store_job_list(shoal_store *store, unsigned state_mask, const
         sqlite3_bind_int64(s, 2, state_mask);
         sqlite3_bind_text(s, 3, name_prefix ? name_prefix : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(s, 4, limit > 0 ? limit : -1);
-        r = collect(store, s, out, n);
+        r = collect(store, rd->db, s, out, n);
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     return r;
 }
 
@@ -611,19 +779,27 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = NULL;
-    lock(store);
-    shoal_status r = prep(store,
-                          "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & ?1) != 0 "
-                          "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                          &s);
+    int one_state = 0;
+    for (int st = SHOAL_JOB_QUEUED; st <= SHOAL_JOB_CANCELLED; st++)
+        if (state_mask == SHOAL_JOB_STATE_BIT(st)) one_state = st;
+    reader *rd = reader_get(store);
+    /* One state (the scheduler's case): the jobs_queue index yields the rows in order, so a
+     * page costs its own rows, not a scan and sort of every job ever submitted. */
+    shoal_status r = prep_rd(store, rd,
+                             one_state ? "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
+                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3"
+                                       : "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
+                                         "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                             &s);
     if (r == SHOAL_OK) {
-        sqlite3_bind_int64(s, 1, state_mask);
+        if (!one_state) sqlite3_bind_int64(s, 1, state_mask);
         sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
         sqlite3_bind_int(s, 3, offset > 0 ? offset : 0);
-        r = collect(store, s, out, n);
+        if (one_state) sqlite3_bind_int(s, 4, one_state);
+        r = collect(store, rd->db, s, out, n);
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     return r;
 }
 
@@ -642,8 +818,8 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
     sqlite3_stmt *s = NULL;
     shoal_job_event *v = NULL;
     int cnt = 0, cap = 0, rc = SQLITE_DONE;
-    lock(store);
-    shoal_status r = prep(store,
+    reader *rd = reader_get(store);
+    shoal_status r = prep_rd(store, rd,
                           "SELECT id, from_state, to_state, reason, at FROM job_events WHERE "
                           "job_id = ? AND id > ? ORDER BY id LIMIT ?",
                           &s);
@@ -668,10 +844,13 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
             copy_col(e->reason, sizeof e->reason, s, 3);
             e->at = sqlite3_column_double(s, 4);
         }
-        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "read job events");
+        if (r == SHOAL_OK && rc != SQLITE_DONE) {
+            SHOAL_LOG_ERROR("%s: read job events: %s", store->path, sqlite3_errmsg(rd->db));
+            r = SHOAL_ERR_IO;
+        }
     }
     sqlite3_finalize(s);
-    unlock(store);
+    reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
         return r;

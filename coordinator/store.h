@@ -8,14 +8,22 @@
  * Why shaped so: SQLite in WAL mode with synchronous=NORMAL (research/infra.md §6) for the
  * high-rate writes (logs, progress), but a job insert commits with synchronous=FULL: a job is
  * acknowledged (its id returned) only after its INSERT is durable, so neither a SIGKILL nor a
- * power cut loses an acknowledged job. STRICT tables, a schema_version table and an ordered
+ * power cut loses an acknowledged job. Concurrent inserts are group-committed: submitters
+ * queue, one of them (the leader) inserts every queued job in one transaction, each row in its
+ * own savepoint, and COMMITs with one fsync; each submitter returns only after the commit that
+ * holds its row, so many submitters share an fsync without any id being handed out early.
+ * STRICT tables, a schema_version table and an ordered
  * list of migrations; a database written by a newer shoal is refused rather than guessed at.
- * All calls are serialised by one mutex around one connection: the coordinator thread owns
- * the store, RPC threads may call it too, and SQLite's busy timeout covers other processes
- * (the CLI opening it read-only, say). Logs are bounded per job (SHOAL_LIMIT_JOB_LOG_LINES):
+ * Writes are serialised by one mutex around one connection; reads of jobs (get, list, queue,
+ * events) go to a small pool of read connections, which WAL lets run beside the writer, so
+ * GetJob never waits for a commit's fsync. The coordinator thread owns the store, RPC threads
+ * may call it too, and SQLite's busy timeout covers other processes (the CLI opening it
+ * read-only, say). Logs are bounded per job (SHOAL_LIMIT_JOB_LOG_LINES):
  * the oldest lines are dropped first.
  * Tested by tests/coordinator/test_store.c: transitions, illegal ones refused, 8 threads x 125
- * submits, SIGKILL of a writer mid-stream then reopen, log bounds, migrations, hosts, models.
+ * submits (grouped into fewer commits), SIGKILL of a writer mid-stream and of 8 concurrent
+ * group-committing submitters right after acknowledgements, then reopen; one idempotency key
+ * and the pending-jobs limit under concurrent submitters, log bounds, migrations, hosts, models.
  */
 #ifndef SHOAL_COORDINATOR_STORE_H
 #define SHOAL_COORDINATOR_STORE_H
@@ -118,6 +126,8 @@ int shoal_store_schema_latest(void);
 shoal_status shoal_store_job_insert(shoal_store *st, const shoal_job_spec *spec,
                                     const char *submitter, const char *idempotency_key,
                                     uint64_t *id);
+/* Group commits done so far and the jobs they inserted (inserts/commits = mean batch). */
+void shoal_store_insert_stats(shoal_store *st, uint64_t *commits, uint64_t *inserts);
 /* NOT_FOUND when no such job. */
 shoal_status shoal_store_job_get(shoal_store *st, uint64_t id, shoal_job_record *out);
 

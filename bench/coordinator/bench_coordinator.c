@@ -7,7 +7,8 @@
  * 127.0.0.1, real SQLite store in a temp dir). Its one slot is held by a long first job, so
  * every submitted job stays QUEUED: the figures measure the control plane, not mpirun. Each
  * client has its own channel. Label bench (not run in CI).
- * usage: bench_coordinator [--ops N] [--sbatch-ops N]   (run via bench/coordinator/run.sh)
+ * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get]
+ *        (run via bench/coordinator/run.sh; --only get: GetJob alone, for profiling)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -130,10 +131,12 @@ static double run(const char *what, int mode, int clients, int ops_each, uint64_
 }
 
 int main(int argc, char **argv) {
-    int ops = 4000, sbatch_ops = 192;
+    int ops = 4000, sbatch_ops = 192, get_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--ops") == 0) ops = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--sbatch-ops") == 0) sbatch_ops = atoi(argv[i + 1]);
+        /* for profiling GetJob alone: one SubmitJob pass (8 clients) fills the store */
+        if (strcmp(argv[i], "--only") == 0) get_only = strcmp(argv[i + 1], "get") == 0;
     }
     shoal_log_set_level(SHOAL_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -190,6 +193,7 @@ int main(int argc, char **argv) {
     uint64_t submitted = 1;
     for (int k = 0; k < 3; k++) {
         int each = ops / conc[k] > 0 ? ops / conc[k] : 1;
+        if (get_only && k != 1) continue;
         submit_rate[k] = run("SubmitJob", 0, conc[k], each, 0, NULL);
         submitted += (uint64_t)each * conc[k];
     }
@@ -197,7 +201,7 @@ int main(int argc, char **argv) {
         int each = ops / conc[k] > 0 ? ops / conc[k] : 1;
         run("GetJob", 1, conc[k], each, submitted, NULL);
     }
-    const char *sc = getenv("SLURM_CONF");
+    const char *sc = get_only ? NULL : getenv("SLURM_CONF");
     if (sc) {
         for (int k = 0; k < 3; k++) {
             int each = sbatch_ops / conc[k] > 0 ? sbatch_ops / conc[k] : 1;

@@ -223,6 +223,194 @@ static void test_concurrent_submits(void) {
     int64_t cnt = 0;
     CHECK_EQ_INT(shoal_store_job_count(st, SHOAL_JOB_STATES_ACTIVE, &cnt), SHOAL_OK);
     CHECK_EQ_INT(cnt, 1000);
+    /* 8 submitters against ~1 ms fsyncs: they share commits */
+    uint64_t commits = 0, inserts = 0;
+    shoal_store_insert_stats(st, &commits, &inserts);
+    CHECK_EQ_INT((int)inserts, 1000);
+    CHECK(commits >= 1 && commits < 1000);
+    printf("group commit: 1000 jobs in %llu commits\n", (unsigned long long)commits);
+    shoal_store_close(st);
+}
+
+/* 8 threads of a child process submit as fast as they can, each writing every acknowledged id
+ * down one pipe (8-byte writes are atomic); the parent SIGKILLs the child right after the
+ * first 400 acknowledgements. Every acknowledged id must be present once, QUEUED, with the
+ * name its thread gave it, and the database must pass integrity_check. */
+typedef struct {
+    shoal_store *st;
+    int tid, fd;
+} kill_arg;
+
+static void *kill_submitter(void *p) {
+    kill_arg *a = p;
+    char name[32];
+    for (int i = 0; i < 100000; i++) {
+        shoal_job_spec spec;
+        snprintf(name, sizeof name, "g%d-%d", a->tid, i);
+        cmd_spec(&spec, name, 0);
+        uint64_t id = 0;
+        if (shoal_store_job_insert(a->st, &spec, "child", NULL, &id) != SHOAL_OK) _exit(4);
+        uint64_t rec[2] = {id, ((uint64_t)a->tid << 32) | (uint64_t)i};
+        if (write(a->fd, rec, sizeof rec) != (ssize_t)sizeof rec) _exit(5);
+    }
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void test_kill_group_commit(void) {
+    char p[512];
+    db_path(p, sizeof p);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        shoal_store *st = NULL;
+        if (shoal_store_open(p, &st) != SHOAL_OK) _exit(3);
+        kill_arg args[8];
+        pthread_t th[8];
+        for (int t = 0; t < 8; t++) {
+            args[t] = (kill_arg){st, t, fds[1]};
+            pthread_create(&th[t], NULL, kill_submitter, &args[t]);
+        }
+        for (int t = 0; t < 8; t++) pthread_join(th[t], NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    enum { CAP = 800000 };
+    uint64_t(*acked)[2] = malloc(CAP * sizeof *acked);
+    int n = 0;
+    uint64_t rec[2];
+    while (n < 400 && read(fds[0], rec, sizeof rec) == (ssize_t)sizeof rec) {
+        acked[n][0] = rec[0];
+        acked[n++][1] = rec[1];
+    }
+    kill(pid, SIGKILL);
+    while (n < CAP && read(fds[0], rec, sizeof rec) == (ssize_t)sizeof rec) {
+        acked[n][0] = rec[0];
+        acked[n++][1] = rec[1];
+    }
+    close(fds[0]);
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    CHECK(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+    CHECK(n >= 400);
+
+    shoal_store *st = NULL;
+    CHECK_EQ_INT(shoal_store_open(p, &st), SHOAL_OK);
+    if (st) {
+        int missing = 0, wrong = 0;
+        for (int i = 0; i < n; i++) {
+            shoal_job_record r;
+            char want[32];
+            snprintf(want, sizeof want, "g%d-%d", (int)(acked[i][1] >> 32),
+                     (int)(acked[i][1] & 0xffffffffu));
+            if (shoal_store_job_get(st, acked[i][0], &r) != SHOAL_OK ||
+                r.state != SHOAL_JOB_QUEUED)
+                missing++;
+            else if (!r.spec.name || strcmp(r.spec.name, want) != 0)
+                wrong++;
+            shoal_job_record_free(&r);
+        }
+        CHECK_EQ_INT(missing, 0);
+        CHECK_EQ_INT(wrong, 0);
+        /* acknowledged ids are unique */
+        uint64_t *ids = malloc((size_t)n * sizeof *ids);
+        for (int i = 0; i < n; i++) ids[i] = acked[i][0];
+        qsort(ids, (size_t)n, sizeof *ids, cmp_u64);
+        int dup = 0;
+        for (int i = 1; i < n; i++) dup += ids[i] == ids[i - 1];
+        CHECK_EQ_INT(dup, 0);
+        /* each name at most once in the whole table (no row committed twice) */
+        shoal_job_record *recs = NULL;
+        int nr = 0;
+        CHECK_EQ_INT(shoal_store_job_list(st, 0, "g", 0, 0, &recs, &nr), SHOAL_OK);
+        CHECK(nr >= n);
+        const char **names = malloc((size_t)(nr > 0 ? nr : 1) * sizeof *names);
+        for (int i = 0; i < nr; i++) names[i] = recs[i].spec.name ? recs[i].spec.name : "";
+        qsort(names, (size_t)nr, sizeof *names, cmp_str);
+        int same = 0;
+        for (int i = 1; i < nr; i++) same += strcmp(names[i], names[i - 1]) == 0;
+        CHECK_EQ_INT(same, 0);
+        free(names);
+        shoal_job_records_free(recs, nr);
+        free(ids);
+        shoal_store_close(st);
+    }
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(s) == SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    printf("group-commit kill test: %d acknowledged ids from 8 threads, all present once\n", n);
+    free(acked);
+}
+
+/* Concurrent submitters in one batch: one idempotency key yields one job and one id for all;
+ * the pending-jobs limit holds across the rows of a batch. */
+typedef struct {
+    shoal_store *st;
+    const char *key;
+    int n;
+    uint64_t ids[8];
+    int ok, limited;
+} key_arg;
+
+static void *key_submitter(void *p) {
+    key_arg *a = p;
+    for (int i = 0; i < a->n; i++) {
+        shoal_job_spec spec;
+        cmd_spec(&spec, "k", 0);
+        shoal_status r = shoal_store_job_insert(a->st, &spec, "", a->key, &a->ids[i]);
+        a->ok += r == SHOAL_OK;
+        a->limited += r == SHOAL_ERR_LIMIT;
+    }
+    return NULL;
+}
+
+static void test_group_key_and_limit(void) {
+    shoal_store *st = open_fresh();
+    if (!st) return;
+    key_arg args[8];
+    pthread_t th[8];
+    for (int t = 0; t < 8; t++) {
+        args[t] = (key_arg){.st = st, .key = "same-key", .n = 1};
+        pthread_create(&th[t], NULL, key_submitter, &args[t]);
+    }
+    for (int t = 0; t < 8; t++) pthread_join(th[t], NULL);
+    int differ = 0;
+    for (int t = 0; t < 8; t++) {
+        CHECK_EQ_INT(args[t].ok, 1);
+        differ += args[t].ids[0] != args[0].ids[0];
+    }
+    CHECK_EQ_INT(differ, 0);
+    int64_t cnt = 0;
+    CHECK_EQ_INT(shoal_store_job_count(st, SHOAL_JOB_STATES_ACTIVE, &cnt), SHOAL_OK);
+    CHECK_EQ_INT(cnt, 1);
+
+    uint64_t old = shoal_limit(SHOAL_LIMIT_PENDING_JOBS);
+    CHECK_EQ_INT(shoal_limit_set(SHOAL_LIMIT_PENDING_JOBS, 21), SHOAL_OK);
+    int ok = 0, limited = 0;
+    for (int t = 0; t < 8; t++) {
+        args[t] = (key_arg){.st = st, .key = NULL, .n = 5};
+        pthread_create(&th[t], NULL, key_submitter, &args[t]);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        ok += args[t].ok;
+        limited += args[t].limited;
+    }
+    CHECK_EQ_INT(ok, 20); /* 21 minus the keyed job */
+    CHECK_EQ_INT(limited, 20);
+    CHECK_EQ_INT(shoal_store_job_count(st, SHOAL_JOB_STATES_ACTIVE, &cnt), SHOAL_OK);
+    CHECK_EQ_INT(cnt, 21);
+    shoal_limit_set(SHOAL_LIMIT_PENDING_JOBS, old);
     shoal_store_close(st);
 }
 
@@ -534,6 +722,8 @@ int main(void) {
     TEST_RUN(test_lifecycle);
     TEST_RUN(test_concurrent_submits);
     TEST_RUN(test_kill_writer);
+    TEST_RUN(test_kill_group_commit);
+    TEST_RUN(test_group_key_and_limit);
     TEST_RUN(test_logs_bounded);
     TEST_RUN(test_idempotency_and_limit);
     TEST_RUN(test_list_and_queue);
