@@ -54,6 +54,8 @@ static const char *usage =
     "  --clip X (1.0; 0 = none)  --eval-every N (50)  --eval-batches N (20; 0 = all)\n"
     "  --ckpt-every N (100; 0 = at the end only)  --seed N (1)  --threads N (cores / ranks)\n"
     "  --zero 0|1           1: shard the optimizer state over the ranks (ZeRO stage 1)\n"
+    "  --grad-bucket N      gradient all-reduce bucket in floats (1048576)\n"
+    "  --no-overlap         all-reduce gradients after backward, not overlapped with it\n"
     "  --comm auto|single|mpi  the communicator (auto: mpi under mpirun/srun)\n"
     "  --resume DIR|auto    continue from a checkpoint directory, or the newest complete one\n"
     "  --stop-after N       stop (with a checkpoint) after step N\n"
@@ -164,6 +166,10 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
             return -1;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(f, "--no-overlap") == 0) {
+            c->no_overlap = 1;
+            continue;
+        }
         if (strcmp(f, "--resume") == 0 && (!v || strncmp(v, "--", 2) == 0)) {
             a->resume = "auto";
             continue;
@@ -232,6 +238,8 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
         } else if (strcmp(f, "--zero") == 0) {
             ok = parse_i64(v, 0, 1, &n);
             c->zero = (int)n;
+        } else if (strcmp(f, "--grad-bucket") == 0) {
+            ok = parse_i64(v, 1, INT64_C(1) << 30, &c->grad_bucket);
         } else if (strcmp(f, "--init-seed") == 0) {
             ok = parse_i64(v, 0, INT64_MAX, &a->init_seed);
         } else if (strcmp(f, "--dp-clip") == 0) {

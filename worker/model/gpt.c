@@ -366,6 +366,18 @@ void shoal_gpt_zero_grad(shoal_gpt *m) {
     if (m) (void)SHOAL_OP(&m->ctx, zero, m->grads, m->n_params * sizeof(float));
 }
 
+void shoal_gpt_set_backward_hook(shoal_gpt *m, shoal_gpt_backward_hook fn, void *arg) {
+    if (!m) return;
+    m->bw_hook = fn;
+    m->bw_hook_arg = fn ? arg : NULL;
+}
+
+/* Tells the backward hook (if any) that grads [offset, offset+n) are final. */
+#define HOOK(offset, n)                                                                            \
+    do {                                                                                           \
+        if (m->bw_hook) SHOAL_CHECK(m->bw_hook(m->bw_hook_arg, (offset), (n)));                    \
+    } while (0)
+
 shoal_status shoal_gpt_backward(shoal_gpt *m) {
     SHOAL_REQUIRE(m != NULL, SHOAL_ERR_INVALID_ARG, "shoal_gpt_backward: model is NULL");
     SHOAL_REQUIRE(m->have_targets, SHOAL_ERR_INVALID_ARG,
@@ -385,6 +397,7 @@ shoal_status shoal_gpt_backward(shoal_gpt *m) {
     OP(zero, a->dres, NC * sizeof(float));
     OP(layernorm_backward, a->dres, m->g.lnf_w, m->g.lnf_b, a->dbtc,
        a->res3 + (size_t)(L - 1) * NC, m->w.lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    HOOK((size_t)(m->w.lnf_w - m->params), 2 * (size_t)C);
 
     for (int l = L - 1; l >= 0; l--) {
         const gpt_layer *w = &m->w.h[l];
@@ -417,7 +430,9 @@ shoal_status shoal_gpt_backward(shoal_gpt *m) {
            SHOAL_W_IN_OUT);
         OP(layernorm_backward, a->dres, g->ln1_w, g->ln1_b, a->dbtc, in, w->ln1_w,
            a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, N, C);
+        HOOK((size_t)(w->ln1_w - m->params), 12 * (size_t)C * C + 13 * (size_t)C);
     }
     OP(encoder_backward, m->g.wte, m->g.wpe, a->dres, a->tokens, B, T, C);
+    HOOK(0, ((size_t)V + (size_t)c->n_positions) * (size_t)C);
     return SHOAL_OK;
 }

@@ -136,6 +136,21 @@ void shoal_gpt_zero_grad(shoal_gpt *m);
  * the gradient buffer, so calls between zero_grad calls accumulate. INVALID_ARG without a
  * forward with targets, or when called twice for one forward. */
 shoal_status shoal_gpt_backward(shoal_gpt *m);
+/* Optional hook into backward, for overlapping the gradient all-reduce with it. backward calls
+ * fn(arg, offset, n) each time gradient elements [offset, offset+n) of shoal_gpt_grads() are
+ * final for that backward call (nothing later in it writes them), in this order:
+ *   1. ln_f (weight, bias) right after its layernorm backward;
+ *   2. layer L-1, then L-2, ..., then 0: each layer's whole block (ln_1 .. mlp.c_proj.bias)
+ *      right after that layer's backward;
+ *   3. wte and wpe together ([0, (vocab+n_positions)*n_embd)) at the very end: wte is tied to
+ *      lm_head, so its gradient has a term from the first step of backward and one from the
+ *      last (the embedding).
+ * The ranges are disjoint and cover every parameter once per backward call. On a stream
+ * backend the kernels producing a range are enqueued, not done, when fn runs; the consumer
+ * must order after the compute stream (the NCCL communicator does). A non-OK status from fn
+ * stops backward and is returned. fn NULL removes the hook. */
+typedef shoal_status (*shoal_gpt_backward_hook)(void *arg, size_t offset, size_t n);
+void shoal_gpt_set_backward_hook(shoal_gpt *m, shoal_gpt_backward_hook fn, void *arg);
 
 /* ---- decoding ---- */
 

@@ -79,6 +79,8 @@ struct shoal_gpt {
     float *dp_block;       /* gpt_dp.c: stored output gradients (owned, freed with the model) */
     size_t dp_floats;      /* its capacity in floats */
     gpt_kv kv;
+    shoal_gpt_backward_hook bw_hook; /* shoal_gpt_set_backward_hook; NULL: none */
+    void *bw_hook_arg;
     json_t *hf_config;     /* config.json the model was loaded from (kept on save), or NULL */
 };
 

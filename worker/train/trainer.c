@@ -59,6 +59,7 @@ typedef struct {
     int rank, world;
     size_t shard_off, shard_cnt; /* this rank's optimizer block: everything unless zero */
     size_t *counts;              /* ZeRO: every rank's block size */
+    shoal_comm_bucketer *bucketer; /* overlapped gradient all-reduce; NULL: after backward */
     int32_t *tok, *tgt;
     uint8_t *mask;
     /* DP-SGD (cfg->dp_clip > 0) */
@@ -382,6 +383,16 @@ static shoal_status dp_train_step(run_state *s, int64_t step, float lr, float *l
     return adamw_all(s, step, lr);
 }
 
+static size_t grad_bucket(const shoal_trainer_config *c) {
+    return c->grad_bucket > 0 ? (size_t)c->grad_bucket : GRAD_BUCKET_ELEMS;
+}
+
+/* Backward hook of the last micro-batch: its ranges are final for the step, so their buckets
+ * may start all-reducing while backward goes on with earlier layers. */
+static shoal_status grad_ready(void *arg, size_t offset, size_t n) {
+    return shoal_comm_bucketer_mark_ready(arg, offset, n);
+}
+
 /* One optimizer step; *loss is the mean of the micro-batch losses (NAN when all skipped). */
 static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss) {
     const shoal_trainer_config *c = s->cfg;
@@ -396,10 +407,19 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
         if (!mask_any(s->mask, n)) continue; /* all prompt: nothing to learn from */
         float l = 0;
         SHOAL_CHECK(shoal_gpt_forward(m, s->tok, s->tgt, s->mask, c->B, c->T, &l));
-        SHOAL_CHECK(shoal_gpt_backward(m));
+        int last = s->bucketer && a == c->grad_accum - 1;
+        if (last) shoal_gpt_set_backward_hook(m, grad_ready, s->bucketer);
+        shoal_status bst = shoal_gpt_backward(m);
+        if (last) shoal_gpt_set_backward_hook(m, NULL, NULL);
+        SHOAL_CHECK(bst);
         sum += l;
         used++;
     }
+    /* Overlap: start what the last micro-batch did not (all of it when that one was skipped:
+     * the bucketer starts buckets last to first on every rank whatever was marked, so the
+     * ranks' collectives stay in the same order) and wait, before the loss sum below. When no
+     * rank had a micro-batch this all-reduces zeros, and the step is skipped below. */
+    if (s->bucketer) SHOAL_CHECK(shoal_comm_bucketer_finish(s->bucketer));
     /* Global loss and micro-batch count: every rank takes the same branch below. */
     double red[2] = {sum, (double)used};
     SHOAL_CHECK(sum_f64(s, red, 2));
@@ -416,9 +436,9 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
         if (zero)
             SHOAL_CHECK(shoal_comm_reduce_scatter(s->comm, g, g + off, s->counts, SHOAL_DTYPE_F32,
                                                   SHOAL_COMM_SUM));
-        else
+        else if (!s->bucketer)
             SHOAL_CHECK(shoal_comm_allreduce_bucketed(s->comm, g, s->n_params, SHOAL_DTYPE_F32,
-                                                      SHOAL_COMM_SUM, GRAD_BUCKET_ELEMS));
+                                                      SHOAL_COMM_SUM, grad_bucket(c)));
     }
     if (red[1] > 1) SHOAL_CHECK(SHOAL_OP(ctx, scale, g + off, cnt, (float)(1.0 / red[1])));
     float norm = 0;
@@ -595,6 +615,10 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         }
         shoal_comm_shard(s.n_params, s.world, s.rank, &s.shard_off, &s.shard_cnt);
     }
+    if (s.world > 1 && !cfg->zero && !cfg->no_overlap)
+        SHOAL_CHECK_GOTO(shoal_comm_bucketer_init(&s.bucketer, s.comm, shoal_gpt_grads(m),
+                                                  s.n_params, SHOAL_DTYPE_F32, SHOAL_COMM_SUM,
+                                                  grad_bucket(cfg)));
     SHOAL_CHECK_GOTO(shoal_dataset_load(cfg->data_dir, &s.ds));
     SHOAL_CHECK_GOTO(shoal_dataset_verify(s.ds));
     SHOAL_REQUIRE_GOTO(s.ds->vocab_size <= (uint32_t)mc->vocab_size, SHOAL_ERR_INVALID_ARG,
@@ -737,6 +761,7 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     }
     if (res) *res = r;
 cleanup:
+    shoal_comm_bucketer_free(s.bucketer);
     shoal_dpsgd_free(s.dp);
     free(s.dp_idx);
     free(s.dp_tok);

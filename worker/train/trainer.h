@@ -68,6 +68,10 @@ typedef struct {
     const char *resume_from; /* a checkpoint directory to continue from (must hold DONE) */
     shoal_comm *comm;     /* data-parallel communicator (host buffers); NULL: one rank */
     int zero;             /* 1: shard the optimizer state over the ranks (ZeRO stage 1) */
+    int64_t grad_bucket;  /* gradient all-reduce bucket in floats; 0: 1M (4 MB) */
+    int no_overlap;       /* 1: all-reduce the gradient buckets after the whole backward;
+                           * 0 (default): start each bucket during the last micro-batch's
+                           * backward as soon as its layers are done (world > 1, zero 0) */
     int save_model;       /* write the HF model directory at the end (1 by default) */
     FILE *progress;       /* progress bar / lines; NULL: quiet (used on rank 0 only) */
     FILE *metrics;        /* "step N loss X lr Y" / "step N val_loss X" lines; rank 0 only */
