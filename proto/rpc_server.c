@@ -9,14 +9,14 @@
  * the completion. Exception: a unary method flagged SHOAL_RPC_INLINE (short reads such as
  * GetJob) runs its handler on the CQ thread right after the request decodes; a unary handler
  * never waits on the CQ (its reply is buffered until the final status), so it cannot deadlock,
- * and skipping the pool saves two context switches per call. A call is freed by whichever side observes "no batch pending and no worker
- * holds it", under the call's mutex, so there is exactly one free. RECV_CLOSE_ON_SERVER is
- * started first on every call and completes only when the call is over, which is what makes
- * "no batch pending" mean "finished".
- * Shutdown: grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to
- * finish; then grpc_server_cancel_all_calls; the CQ thread exits once the shutdown tag has
- * fired and every call is freed, destroys the server and drains the queue.
- * Tested by tests/proto/test_rpc.c and tests/proto/test_rpc_tls.c.
+ * and skipping the pool saves two context switches per call. A call is freed by whichever side
+ * observes "no batch pending and no worker holds it", under the call's mutex, so there is exactly
+ * one free. RECV_CLOSE_ON_SERVER is started first on every call and completes only when the call is
+ * over, which is what makes "no batch pending" mean "finished". Shutdown:
+ * grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish; then
+ * grpc_server_cancel_all_calls; the CQ thread exits once the shutdown tag has fired and every call
+ * is freed, destroys the server and drains the queue. Tested by tests/proto/test_rpc.c,
+ * tests/proto/test_rpc_inline.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
 #include <errno.h>

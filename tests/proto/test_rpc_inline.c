@@ -2,8 +2,9 @@
  * thread, no pool hand-off) on loopback, against the Echo service's Say handler routed under an
  * inline copy of its method: correct replies, 8 threads x 100 concurrent calls, request
  * validation and auth still applied, a deadline passed while the handler runs, the flag refused
- * on a streaming method, every call run on one thread (the CQ thread), pooled methods on the same server unaffected, and shutdown that drains
- * an in-flight inline call (and cancels one past the grace). Servers bind 127.0.0.1:0. */
+ * on a streaming method, every call run on one thread (the CQ thread), pooled methods on the same
+ * server unaffected, and shutdown that drains an in-flight inline call (and cancels one past the
+ * grace). Servers bind 127.0.0.1:0. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
