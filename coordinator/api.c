@@ -127,8 +127,10 @@ static shoal_status v_exit(const ProtobufCMessage *m, char *why, size_t cap) {
 
 METHOD(shoal_api_submit_job, "JobService", "SubmitJob", SHOAL_RPC_UNARY,
        shoal__v1__submit_job_request, shoal__v1__submit_job_response, v_submit, 0, 0);
+/* GetJob is one indexed row read on a WAL read connection (never behind the writer): short
+ * enough to run on the server's completion-queue thread (SHOAL_RPC_INLINE; issue 6 item 8). */
 METHOD(shoal_api_get_job, "JobService", "GetJob", SHOAL_RPC_UNARY, shoal__v1__get_job_request,
-       shoal__v1__get_job_response, v_get, SMALL_REQUEST, 0);
+       shoal__v1__get_job_response, v_get, SMALL_REQUEST, SHOAL_RPC_INLINE);
 METHOD(shoal_api_list_jobs, "JobService", "ListJobs", SHOAL_RPC_UNARY,
        shoal__v1__list_jobs_request, shoal__v1__list_jobs_response, v_list, SMALL_REQUEST, 0);
 METHOD(shoal_api_cancel_job, "JobService", "CancelJob", SHOAL_RPC_UNARY,

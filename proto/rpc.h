@@ -13,7 +13,9 @@
  * on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block (sleep, wait
  * for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv block that
  * worker until gRPC completes the operation. The auth callback runs on the completion-queue
- * thread and must be quick and thread-safe with respect to the rest of the program.
+ * thread and must be quick and thread-safe with respect to the rest of the program. Methods
+ * flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers run on the
+ * completion-queue thread itself, with no hand-off.
  *
  * Hostile input: every request is size-checked (per-method cap, else the server's message cap),
  * unpacked with protobuf-c, checked generically (required fields, enum values known to the
@@ -94,6 +96,13 @@ typedef shoal_status (*shoal_rpc_validate_fn)(const ProtobufCMessage *msg, char 
 
 /* Method flags. */
 #define SHOAL_RPC_NO_AUTH 0x1u /* skip the server's auth callback (health checks) */
+/* Unary only: run the handler on the server's completion-queue thread instead of handing it to
+ * the worker pool (saves two thread hand-offs per call). Only for short, non-blocking handlers
+ * (pure reads that never wait on a lock another thread can hold for long): while one runs, the
+ * server does nothing else. Auth, size caps, generic checks and validate_request still apply;
+ * the reply and final status are sent the same way. A server refuses the flag on a streaming
+ * method (INVALID_ARG at start). */
+#define SHOAL_RPC_INLINE 0x2u
 
 /* One RPC method, shared by server and client code (typically a static const table beside the
  * .proto's generated code). path is the gRPC path "/package.Service/Method". */
@@ -105,7 +114,7 @@ typedef struct {
     shoal_rpc_validate_fn validate_request;  /* may be NULL: generic checks only */
     shoal_rpc_validate_fn validate_response; /* may be NULL */
     size_t max_request_bytes;                /* 0: the server's message cap */
-    unsigned flags;                          /* SHOAL_RPC_NO_AUTH */
+    unsigned flags;                          /* SHOAL_RPC_NO_AUTH | SHOAL_RPC_INLINE */
 } shoal_rpc_method;
 
 /* ---- decoding (what the server does to every request; exposed for tests and fuzzing) ---- */

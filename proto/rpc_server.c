@@ -6,14 +6,17 @@
  * completion-queue thread does everything that must not block: accept, auth, first read and
  * decode, final status. Handlers run on pool threads so they may block; their sends and
  * receives start a batch and wait on the call's condition variable until the CQ thread sees
- * the completion. A call is freed by whichever side observes "no batch pending and no worker
- * holds it", under the call's mutex, so there is exactly one free. RECV_CLOSE_ON_SERVER is
- * started first on every call and completes only when the call is over, which is what makes
- * "no batch pending" mean "finished".
- * Shutdown: grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to
- * finish; then grpc_server_cancel_all_calls; the CQ thread exits once the shutdown tag has
- * fired and every call is freed, destroys the server and drains the queue.
- * Tested by tests/proto/test_rpc.c and tests/proto/test_rpc_tls.c.
+ * the completion. Exception: a unary method flagged SHOAL_RPC_INLINE (short reads such as
+ * GetJob) runs its handler on the CQ thread right after the request decodes; a unary handler
+ * never waits on the CQ (its reply is buffered until the final status), so it cannot deadlock,
+ * and skipping the pool saves two context switches per call. A call is freed by whichever side
+ * observes "no batch pending and no worker holds it", under the call's mutex, so there is exactly
+ * one free. RECV_CLOSE_ON_SERVER is started first on every call and completes only when the call is
+ * over, which is what makes "no batch pending" mean "finished". Shutdown:
+ * grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish; then
+ * grpc_server_cancel_all_calls; the CQ thread exits once the shutdown tag has fired and every call
+ * is freed, destroys the server and drains the queue. Tested by tests/proto/test_rpc.c,
+ * tests/proto/test_rpc_inline.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
 #include <errno.h>
@@ -315,13 +318,15 @@ static void on_new_call(shoal_rpc_call *c) {
     if (done) free_call(c);
 }
 
-/* First (and only) request of a unary or server-stream call; c->mu held. */
-static void on_first_read_locked(shoal_rpc_call *c, int ok) {
+/* First (and only) request of a unary or server-stream call; c->mu held. Returns 1 when the
+ * call is a SHOAL_RPC_INLINE one to run now on this thread (in_worker set: the caller must drop
+ * c->mu and call run_call, which finishes and frees it), else 0. */
+static int on_first_read_locked(shoal_rpc_call *c, int ok) {
     if (!ok || !c->recv_bb) { /* gRPC refuses messages over the server cap before we see them */
         fail_locked(c, SHOAL_RPC_INVALID_ARGUMENT,
                     "no request message (client cancelled, or it exceeded %zu bytes)",
                     c->srv->max_msg);
-        return;
+        return 0;
     }
     char why[SHOAL_MAX_RPC_DETAILS];
     ProtobufCMessage *m = NULL;
@@ -332,15 +337,20 @@ static void on_first_read_locked(shoal_rpc_call *c, int ok) {
     c->recv_bb = NULL;
     if (st != SHOAL_OK) {
         fail_locked(c, shoal_rpc_code_from_status(st), "%s", why);
-        return;
+        return 0;
     }
     c->req = m;
     c->in_worker = 1;
+    if (c->route->method->flags & SHOAL_RPC_INLINE) return 1; /* caller runs it, unlocked */
     enqueue(c->srv, c);
+    return 0;
 }
+
+static void run_call(shoal_rpc_call *c);
 
 static void on_event(call_tag *t, int ok) {
     shoal_rpc_call *c = t->c;
+    int run_inline = 0;
     if (t->op == T_NEW) {
         if (!ok) { /* shutting down: this armed request never got a call */
             free_call(c);
@@ -356,7 +366,7 @@ static void on_event(call_tag *t, int ok) {
         c->closed = 1;
         pthread_cond_broadcast(&c->cv);
         break;
-    case T_FIRST_READ: on_first_read_locked(c, ok); break;
+    case T_FIRST_READ: run_inline = on_first_read_locked(c, ok); break;
     case T_READ:
         c->read_done = 1;
         c->read_ok = ok;
@@ -371,7 +381,10 @@ static void on_event(call_tag *t, int ok) {
     }
     int done = c->pending == 0 && !c->in_worker;
     pthread_mutex_unlock(&c->mu);
-    if (done) free_call(c);
+    if (run_inline)
+        run_call(c); /* in_worker is set, so done is 0: run_call sends the status and frees */
+    else if (done)
+        free_call(c);
 }
 
 static void *cq_main(void *arg) {
@@ -634,6 +647,11 @@ static shoal_status check_config(const shoal_rpc_server_config *cfg) {
                       "rpc server: route %d is incomplete (path '/pkg.Service/Method', kind, "
                       "request and response descriptors, handler)",
                       i);
+        SHOAL_REQUIRE(!(m->flags & SHOAL_RPC_INLINE) || m->kind == SHOAL_RPC_UNARY,
+                      SHOAL_ERR_INVALID_ARG,
+                      "rpc server: %s is streaming; SHOAL_RPC_INLINE is for unary methods only "
+                      "(a streaming handler blocks on the completion-queue thread it would run on)",
+                      m->path);
         for (int j = 0; j < i; j++) {
             SHOAL_REQUIRE(strcmp(cfg->routes[j].method->path, m->path) != 0, SHOAL_ERR_INVALID_ARG,
                           "rpc server: method %s routed twice", m->path);
