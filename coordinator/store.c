@@ -689,32 +689,30 @@ shoal_status shoal_store_job_set_progress(shoal_store *store, uint64_t id,
     return r;
 }
 
-shoal_status shoal_store_job_set_run_token(shoal_store *store, uint64_t id, const char *token) {
+/* One text column of one job: sql is "UPDATE jobs SET col=? WHERE id=?"; NULL stores "". */
+static shoal_status set_job_text(shoal_store *store, const char *sql, uint64_t id,
+                                 const char *value, const char *what) {
     sqlite3_stmt *u = NULL;
     lock(store);
-    shoal_status r = prep(store, "UPDATE jobs SET run_token=? WHERE id=?", &u);
+    shoal_status r = prep(store, sql, &u);
     if (r == SHOAL_OK) {
-        sqlite3_bind_text(u, 1, token ? token : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(u, 1, value ? value : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(u, 2, (sqlite3_int64)id);
-        r = update_one(store, u, "set run token");
+        r = update_one(store, u, what);
     }
     sqlite3_finalize(u);
     unlock(store);
     return r;
 }
 
+shoal_status shoal_store_job_set_run_token(shoal_store *store, uint64_t id, const char *token) {
+    return set_job_text(store, "UPDATE jobs SET run_token=? WHERE id=?", id, token,
+                        "set run token");
+}
+
 shoal_status shoal_store_job_set_checkpoint(shoal_store *store, uint64_t id, const char *path) {
-    sqlite3_stmt *u = NULL;
-    lock(store);
-    shoal_status r = prep(store, "UPDATE jobs SET last_checkpoint=? WHERE id=?", &u);
-    if (r == SHOAL_OK) {
-        sqlite3_bind_text(u, 1, path ? path : "", -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(u, 2, (sqlite3_int64)id);
-        r = update_one(store, u, "set checkpoint");
-    }
-    sqlite3_finalize(u);
-    unlock(store);
-    return r;
+    return set_job_text(store, "UPDATE jobs SET last_checkpoint=? WHERE id=?", id, path,
+                        "set checkpoint");
 }
 
 /* Collect the rows of a prepared SELECT JOB_COLS into a growing array. */
