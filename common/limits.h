@@ -61,6 +61,12 @@
  * step's forward and clipping pass run: the draw is kept as one int64 per parameter, so
  * 2^24 parameters cost 128 MB. Larger models draw their noise after the clipping pass. */
 #define SHOAL_MAX_DP_PREDRAW_PARAMS ((uint64_t)1 << 24)
+/* worker/model/gpt_dp: per-example weight gradients (floats, all linear layers of one
+ * micro-batch) the norms pass may keep so that the clipped sum is a weighted sum of them
+ * instead of a second GEMM per layer: B x (linear weights) floats, 4 MB for the tiny model at
+ * B = 8. 2^25 floats (128 MB) keeps GPT-2-sized models (680 M floats at B = 8) on the ghost
+ * path, which needs no such buffer. */
+#define SHOAL_MAX_DP_KEEP_FLOATS ((size_t)1 << 25)
 /* Longest bearer token accepted in an `authorization` header. Our tokens are 64 hex chars;
  * JWT-style tokens from other issuers stay under 2 KiB. Longer is refused unread. */
 #define SHOAL_MAX_RPC_TOKEN 2048
