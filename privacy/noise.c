@@ -62,10 +62,13 @@ static uint64_t uniform_below64(shoal_dp_rng *r, uint64_t d) {
  * f < (num·2^w - u·den)/den: the same question with num' = num·2^w - u·den < den and fresh
  * digits. Exact; no division and no rejection: one word almost always (32-bit words while
  * den fits in 32 bits, 64-bit words with 192-bit products above). den < 2^127 keeps every
- * intermediate in range. */
+ * intermediate in range. A power-of-two den = 2^e needs no lazy step at all: an e-bit uniform
+ * integer u is below num with probability num/2^e exactly. */
 static inline int bernoulli32(shoal_dp_rng *r, uint64_t n, uint64_t d) { /* d < 2^32 */
     if (n >= d) return 1;
     if (n == 0) return 0;
+    if ((d & (d - 1)) == 0) /* d = 2^e, e < 32: the top e bits of one word */
+        return (rng_u32(r) >> (32 - __builtin_ctzll(d))) < n;
     for (;;) {
         uint64_t p = (uint64_t)rng_u32(r) * d, nw = n << 32; /* both < 2^64 */
         if (p >= nw) return 0;
@@ -80,6 +83,8 @@ static int bernoulli(shoal_dp_rng *r, u128 num, u128 den) {
     if (num >= den) return 1;
     if (num == 0) return 0;
     uint64_t dl = (uint64_t)den, dh = (uint64_t)(den >> 64);
+    if (dh == 0 && (dl & (dl - 1)) == 0) /* den = 2^e, 32 <= e < 64 */
+        return (rng_u64(r) >> (64 - __builtin_ctzll(dl))) < (uint64_t)num;
     for (;;) {
         uint64_t u = rng_u64(r);
         u128 lo = (u128)u * dl;
@@ -93,6 +98,17 @@ static int bernoulli(shoal_dp_rng *r, u128 num, u128 den) {
         if (diff >= den) return 1;
         num = diff;
     }
+}
+
+/* Bernoulli(exp(-1)): CKS20 Algorithm 1 at γ = 1. Its first trial, Bernoulli(1/1), always
+ * succeeds and its second, Bernoulli(1/2), is one random bit; K (the first failing trial)
+ * is even, and the answer 0, when that bit is 0. */
+static inline int bernoulli_exp_minus1(shoal_dp_rng *r) {
+    if (!rng_bit(r)) return 0; /* K = 2 */
+    uint64_t k = 3;
+    while (bernoulli32(r, 1, k))
+        k++;
+    return (int)(k & 1u);
 }
 
 /* Bernoulli(exp(-num/den)) for 0 <= num/den <= 1: CKS20 Algorithm 1 (first case). The loop's
@@ -136,19 +152,22 @@ static int bernoulli_exp_le1(shoal_dp_rng *r, u128 num, u128 den) {
  * floor(γ) independent Bernoulli(exp(-1)), then Bernoulli(exp(-(γ - floor γ))). */
 static int bernoulli_exp(shoal_dp_rng *r, u128 num, u128 den) {
     while (num > den) {
-        if (!bernoulli_exp_le1_small(r, 1, 1)) return 0;
+        if (!bernoulli_exp_minus1(r)) return 0;
         num -= den;
     }
     return bernoulli_exp_le1(r, num, den);
 }
 
-/* Discrete Laplace with scale t (P(x) ∝ exp(-|x|/t)): CKS20 Algorithm 2 with s = 1. */
+/* Discrete Laplace with scale t (P(x) ∝ exp(-|x|/t)): CKS20 Algorithm 2 with s = 1. U is
+ * uniform in [0, t) (t bits of one word when t is a power of two, as t = 2^24 is). */
 static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
+    int pow2 = t <= 0xffffffffu && (t & (t - 1)) == 0;
+    unsigned tb = pow2 ? (unsigned)__builtin_ctzll(t) : 0;
     for (;;) {
-        uint64_t u = uniform_below64(r, t);
+        uint64_t u = pow2 ? (tb ? rng_u32(r) >> (32 - tb) : 0) : uniform_below64(r, t);
         if (!bernoulli_exp_le1_small(r, u, t)) continue;
         uint64_t v = 0;
-        while (bernoulli_exp_le1_small(r, 1, 1))
+        while (bernoulli_exp_minus1(r))
             v++;
         uint64_t x = u + t * v;
         int neg = rng_bit(r);
@@ -157,21 +176,26 @@ static int64_t discrete_laplace(shoal_dp_rng *r, uint64_t t) {
     }
 }
 
-/* Discrete Gaussian N_Z(0, s²), s integer: CKS20 Algorithm 3 with t = floor(s) + 1 = s + 1.
- * Accept Y with probability exp(-(|Y| - s²/t)² / (2 s²)), computed as the integer ratio
- * exp(-(|Y| t - s²)² / (2 s² t²)). */
+/* Discrete Gaussian N_Z(0, s²), s integer: CKS20 Algorithm 3 with the Laplace scale t = s
+ * (the paper takes t = floor(s) + 1; any t > 0 is exact, see below). The proposal Y has
+ * P(Y = y) ∝ exp(-|y|/t), and exp(-|y|/t)·exp(-(|y| - s²/t)²/(2s²)) =
+ * exp(-y²/(2s²))·exp(-s²/(2t²)) for every y, so accepting Y with probability
+ * exp(-(|Y| - s²/t)²/(2s²)) <= 1 leaves exactly P(y) ∝ exp(-y²/(2s²)). With t = s that
+ * probability is exp(-(|Y| - s)²/(2s²)): numerator (|Y| - s)², denominator 2s² — a power of
+ * two for s = 2^24, so the Bernoulli trials of the test are plain comparisons of random bits,
+ * and the proposal's uniform is 24 bits; the acceptance rate differs from t = s + 1 by
+ * O(1/s). */
 static int64_t discrete_gaussian(shoal_dp_rng *r, uint64_t s) {
-    uint64_t t = s + 1, s2 = s * s;
-    u128 den = (u128)2 * s2 * ((u128)t * t);
+    uint64_t t = s;
+    u128 den = (u128)2 * s * s;
     for (;;) {
         int64_t y = discrete_laplace(r, t);
         uint64_t ay = y < 0 ? (uint64_t)(-y) : (uint64_t)y;
         /* |Y| above 2^36 s has proposal probability below e^{-2^36}; the acceptance
          * probability there is below e^{-2^71}: treat it as the rejection it is to 128-bit
-         * precision (keeps (|Y|t - s²)² inside 128 bits). */
+         * precision (keeps (|Y| - s)² inside 128 bits). */
         if (ay > ((uint64_t)1 << 36) * t) continue;
-        u128 yt = (u128)ay * t;
-        u128 diff = yt > s2 ? yt - s2 : s2 - yt;
+        u128 diff = ay > s ? ay - s : s - ay;
         if (bernoulli_exp(r, diff * diff, den)) return y;
     }
 }

@@ -128,7 +128,8 @@ void shoal_dp_rng_refill_(shoal_dp_rng *r) {
         r->pid = getpid();
         r->gen = atomic_load(&shoal_dp_fork_gen_);
     }
-    chacha20_blocks(r->state, r->buf);
+    for (int i = 0; i < RNG_REFILL_CALLS; i++) /* consecutive counters: one keystream */
+        chacha20_blocks(r->state, r->buf + 16 * RNG_BLOCKS * i);
     r->pos = 0;
 }
 

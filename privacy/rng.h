@@ -2,7 +2,7 @@
  *
  * What it is: ChaCha20 (Bernstein 2008; block function as in RFC 8439 Sec. 2.3, with the
  * original 64-bit block counter and 64-bit nonce) keyed with 256 bits from getrandom(2).
- * Outputs are the keystream words, four blocks (256 bytes) at a time.
+ * Outputs are the keystream words, buffered 32 blocks (2 KiB) at a time.
  *
  * Why shaped so: DP noise must be unpredictable to an adversary who sees model updates; a
  * Mersenne Twister or rand() is predictable from its outputs, so they are never used. ChaCha20

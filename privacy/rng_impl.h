@@ -8,8 +8,10 @@
 
 #include "privacy/rng.h"
 
-#define RNG_BLOCKS 8
-#define RNG_WORDS (16 * RNG_BLOCKS) /* 32-bit words per refill */
+#define RNG_BLOCKS 8                 /* blocks per vectorised ChaCha20 call (one per lane) */
+#define RNG_REFILL_CALLS 4           /* calls per refill: 2 KiB of keystream, so the refill's */
+                                     /* pid check (a syscall) runs once per 512 words */
+#define RNG_WORDS (16 * RNG_BLOCKS * RNG_REFILL_CALLS) /* 32-bit words per refill */
 
 struct shoal_dp_rng {
     uint32_t state[16];      /* constants, key, counter (12..13), nonce (14..15) */

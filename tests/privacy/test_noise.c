@@ -51,7 +51,7 @@ static void test_stream_matches_block_function(void) {
         st[4 + i] = (uint32_t)key[4 * i] | (uint32_t)key[4 * i + 1] << 8 |
                     (uint32_t)key[4 * i + 2] << 16 | (uint32_t)key[4 * i + 3] << 24;
     int same = 1;
-    for (uint32_t blk = 0; blk < 40; blk++) { /* spans several refills */
+    for (uint32_t blk = 0; blk < 200; blk++) { /* spans several refills (32 blocks each) */
         uint32_t out[16];
         st[12] = blk;
         shoal_dp_chacha20_block(st, out);
@@ -244,6 +244,39 @@ static double chi_crit(int dof) {
     return dof * pow(1 - a + z * sqrt(a), 3);
 }
 
+/* Chi-square of EXACT samples at a large std sigma (a multiple of 8) in 64 bins of sigma/8
+ * over [-4σ, 4σ) plus two tail bins, against the discrete Gaussian's mass in each bin. */
+static double chi_square_binned(uint32_t sigma, size_t n, int *dof) {
+    shoal_dp_rng *r;
+    CHECK(shoal_dp_rng_init_deterministic(&r, 5000 + sigma) == SHOAL_OK);
+    int64_t *k = malloc(n * sizeof *k);
+    CHECK(shoal_dp_gaussian_int(r, SHOAL_DP_NOISE_EXACT, sigma, k, n) == SHOAL_OK);
+    enum { NB = 66 };
+    int64_t w = sigma / 8, lim = 4 * (int64_t)sigma;
+    double cnt[NB] = {0}, p[NB] = {0}, z = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = k[i];
+        int b = v < -lim ? 0 : v >= lim ? NB - 1 : (int)((v + lim) / w) + 1;
+        cnt[b] += 1;
+    }
+    double s2 = 2.0 * (double)sigma * sigma;
+    for (int64_t v = -40 * (int64_t)sigma; v <= 40 * (int64_t)sigma; v++) {
+        double e = exp(-(double)v * (double)v / s2);
+        z += e;
+        int b = v < -lim ? 0 : v >= lim ? NB - 1 : (int)((v + lim) / w) + 1;
+        p[b] += e;
+    }
+    double chi = 0;
+    for (int b = 0; b < NB; b++) {
+        double e = p[b] / z * (double)n;
+        chi += (cnt[b] - e) * (cnt[b] - e) / e;
+    }
+    *dof = NB - 1;
+    free(k);
+    shoal_dp_rng_free(r);
+    return chi;
+}
+
 static void test_exact_pmf(void) {
     const uint32_t sig[] = {1, 2, 5};
     for (int i = 0; i < 3; i++) {
@@ -252,12 +285,24 @@ static void test_exact_pmf(void) {
         printf("exact sigma=%u: chi2 %.1f (dof %d, crit %.1f)\n", sig[i], c, dof, chi_crit(dof));
         CHECK(c < chi_crit(dof));
     }
-    /* σ = 300: the acceptance test's denominator 2s²t² exceeds 2^32, so the sampler's 64-bit
-     * lazy Bernoulli path (192-bit products) runs; bins |k| <= 2σ keep every count large */
-    {
+    /* σ = 300 and 256 (a power of two: uniform bits and plain bit comparisons replace the
+     * lazy Bernoulli in the proposal and the acceptance test); bins |k| <= 2σ */
+    const uint32_t mid[] = {300, 256};
+    for (int i = 0; i < 2; i++) {
         int dof;
-        double c = chi_square(SHOAL_DP_NOISE_EXACT, 300, 1, 600000, 2, &dof);
-        printf("exact sigma=300: chi2 %.1f (dof %d, crit %.1f)\n", c, dof, chi_crit(dof));
+        double c = chi_square(SHOAL_DP_NOISE_EXACT, mid[i], 1, 600000, 2, &dof);
+        printf("exact sigma=%u: chi2 %.1f (dof %d, crit %.1f)\n", mid[i], c, dof, chi_crit(dof));
+        CHECK(c < chi_crit(dof));
+    }
+    /* σ = 50000: the acceptance test's denominator 2σ² exceeds 2^32, so the 64-bit lazy
+     * Bernoulli path (192-bit products) runs; σ = 65536 = 2^16: its power-of-two shortcut
+     * with 64-bit words. Binned: 64 bins of σ/8 over |k| < 4σ, tails lumped. */
+    const uint32_t big[] = {50000, 65536};
+    for (int i = 0; i < 2; i++) {
+        int dof;
+        double c = chi_square_binned(big[i], 400000, &dof);
+        printf("exact sigma=%u (binned): chi2 %.1f (dof %d, crit %.1f)\n", big[i], c, dof,
+               chi_crit(dof));
         CHECK(c < chi_crit(dof));
     }
     /* and the discrete Gaussian is NOT the rounded Gaussian: the test has power */
