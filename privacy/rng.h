@@ -43,4 +43,10 @@ void shoal_dp_rng_bytes(shoal_dp_rng *r, void *buf, size_t n);
 /* The ChaCha20 block function: out = 20 rounds of in, plus in (RFC 8439 Sec. 2.3). */
 void shoal_dp_chacha20_block(const uint32_t in[16], uint32_t out[16]);
 
+/* 8 consecutive blocks (counter in state[12..13], advanced by 8) into out[128], block by
+ * block, with implementation impl: 0 portable vector code, 1 AVX2 (what the generator uses
+ * when the CPU has it). Returns 0, writing nothing, when impl is not available here. For
+ * tests comparing the implementations with the block function. */
+int shoal_dp_chacha20_blocks8(uint32_t state[16], uint32_t out[128], int impl);
+
 #endif

@@ -22,10 +22,13 @@ struct shoal_dp_rng {
     int deterministic;
     uint64_t bits; /* spare random bits for coin flips */
     unsigned nbits;
+    struct shoal_dp_rng *prev, *next; /* registry of keyed generators (rng.c), for fork */
 };
 
-/* Bumped in every child by a pthread_atfork handler: a generator keyed in another process
- * generation discards its buffer and re-keys before handing out another word. */
+/* Bumped in every child by a pthread_atfork handler, which also empties the buffer and the
+ * spare bits of every keyed generator (a registry in rng.c): the next draw then refills, and
+ * the refill of a generator keyed in another process generation (or another pid) re-keys
+ * first. So the per-word path below needs no fork check of its own. */
 extern _Atomic unsigned shoal_dp_fork_gen_;
 
 void shoal_dp_rng_refill_(shoal_dp_rng *r);
@@ -36,19 +39,19 @@ static inline int rng_stale(const shoal_dp_rng *r) {
 }
 
 static inline uint32_t rng_u32(shoal_dp_rng *r) {
-    if (r->pos >= RNG_WORDS || rng_stale(r)) shoal_dp_rng_refill_(r);
+    if (r->pos >= RNG_WORDS) shoal_dp_rng_refill_(r);
     return r->buf[r->pos++];
 }
 
 static inline uint64_t rng_u64(shoal_dp_rng *r) {
-    if (r->pos + 2 > RNG_WORDS || rng_stale(r)) shoal_dp_rng_refill_(r);
+    if (r->pos + 2 > RNG_WORDS) shoal_dp_rng_refill_(r);
     uint64_t v = (uint64_t)r->buf[r->pos] | (uint64_t)r->buf[r->pos + 1] << 32;
     r->pos += 2;
     return v;
 }
 
 static inline int rng_bit(shoal_dp_rng *r) {
-    if (r->nbits == 0 || rng_stale(r)) {
+    if (r->nbits == 0) {
         r->bits = rng_u64(r);
         r->nbits = 64;
     }
