@@ -142,8 +142,8 @@ __attribute__((target("avx2"))) static void transpose8_store(const __m256i *r, u
 
 __attribute__((target("avx2"))) static void chacha20_blocks_avx2(uint32_t state[16],
                                                                  uint32_t *out) {
-    const __m256i r16 = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2,
-                                         3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    const __m256i r16 = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3,
+                                         0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
     const __m256i r8 = _mm256_setr_epi8(3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0,
                                         1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
     uint64_t ctr = (uint64_t)state[12] | (uint64_t)state[13] << 32;
@@ -171,7 +171,7 @@ __attribute__((target("avx2"))) static void chacha20_blocks_avx2(uint32_t state[
     }
     for (int w = 0; w < 16; w++)
         x[w] = _mm256_add_epi32(x[w], in[w]);
-    transpose8_store(x, out);     /* words 0-7 of each block */
+    transpose8_store(x, out);         /* words 0-7 of each block */
     transpose8_store(x + 8, out + 8); /* words 8-15 */
     ctr += 8;
     state[12] = (uint32_t)ctr;

@@ -8,9 +8,9 @@
 
 #include "privacy/rng.h"
 
-#define RNG_BLOCKS 8                 /* blocks per vectorised ChaCha20 call (one per lane) */
-#define RNG_REFILL_CALLS 4           /* calls per refill: 2 KiB of keystream, so the refill's */
-                                     /* pid check (a syscall) runs once per 512 words */
+#define RNG_BLOCKS 8       /* blocks per vectorised ChaCha20 call (one per lane) */
+#define RNG_REFILL_CALLS 4 /* calls per refill: 2 KiB of keystream, so the refill's */
+                           /* pid check (a syscall) runs once per 512 words */
 #define RNG_WORDS (16 * RNG_BLOCKS * RNG_REFILL_CALLS) /* 32-bit words per refill */
 
 struct shoal_dp_rng {

@@ -1,13 +1,15 @@
 /* gpt_dp.c: per-example gradient norms (ghost norms) and ghost clipping for the GPT.
  *
- * The backward walk below is the op sequence of gpt.c's shoal_gpt_backward, run twice: the
- * norms pass with every parameter-gradient pointer NULL (ops skip them, kernels/ops.h) and a
- * per-example reduction after each op whose inputs it needs; the weighted pass with the
- * gradient block and no reductions. Per-example losses are means over each example's own
- * counted tokens, so the dlogits rows of example b are scaled by 1/count_b instead of the
- * batch's 1/count (kernels' crossentropy_backward with scale 1, then one scale op per
- * example). Reductions accumulate in double; Gram matrices come from the context's GEMM.
- * Why and what is valid when: see gpt_dp.h. Tested by tests/dp/test_gpt_dp.c.
+ * The norms pass is the op sequence of gpt.c's shoal_gpt_backward with every parameter-gradient
+ * pointer NULL (ops skip them, kernels/ops.h) and a per-example reduction after each op whose
+ * inputs it needs; it stores the output gradients (and, when they fit, the per-example linear
+ * weight gradients it materialised) in dp_block; the weighted pass forms the clipped sum from
+ * them without a second walk. m->dp_ready records the plan (1: stored output gradients only,
+ * 2: kept linear gradients too) for the weighted pass. Per-example losses are means over each
+ * example's own counted tokens, so the dlogits rows of example b are scaled by 1/count_b instead of
+ * the batch's 1/count (kernels' crossentropy_backward with scale 1, then one scale op per example).
+ * Reductions accumulate in double; Gram matrices come from the context's GEMM. Why and what is
+ * valid when: see gpt_dp.h. Tested by tests/dp/test_gpt_dp.c.
  */
 #define SHOAL_LOG_SUBSYS "model"
 #include <math.h>
@@ -36,7 +38,7 @@ typedef struct {
     float *gram;     /* (nt, 2, T, T) Gram matrices */
     float *W;        /* (nt, W_cap) materialised per-example weight gradients */
     size_t W_cap;
-    double *lnbuf; /* (nt, lnstride) layernorm and bias per-example gradients */
+    double *lnbuf;   /* (nt, lnstride) layernorm and bias per-example gradients */
     size_t lnstride; /* 4C: the widest biased layer, and 2C for a layernorm */
 } norm_ctx;
 
@@ -323,8 +325,7 @@ static shoal_status norms_walk(shoal_gpt *m, norm_ctx *nc) {
             memcpy(fcg, a->fchg, 4 * NC * sizeof(float));
         memcpy(s.fcp, a->dres, NC * sizeof(float));
         OP(zero, a->d4a, 4 * NC * sizeof(float));
-        OP(matmul_backward, a->d4a, NULL, NULL, s.fcp, fcg, w->fcp_w, N, 4 * C, C,
-           SHOAL_W_IN_OUT);
+        OP(matmul_backward, a->d4a, NULL, NULL, s.fcp, fcg, w->fcp_w, N, 4 * C, C, SHOAL_W_IN_OUT);
         SHOAL_CHECK(linear_norms(nc, fcg, s.fcp, B, T, 4 * C, C, 1, nc->keep ? &k.fcp : NULL,
                                  SHOAL_W_IN_OUT));
         OP(zero, s.fc, 4 * NC * sizeof(float));
@@ -367,7 +368,8 @@ shoal_status shoal_gpt_per_example_grad_norms_ex(shoal_gpt *m, shoal_gpt_norm_mo
                   "per-example norms need a forward with targets first (once per forward)");
     int B = m->cur_B, T = m->cur_T, V = m->cfg.vocab_size, C = m->cfg.n_embd;
     int keep = keep_plan(&m->cfg, B, mode);
-    size_t need = store_floats(&m->cfg, (size_t)B * T) + (keep ? keep_floats(&m->cfg, (size_t)B) : 0);
+    size_t need =
+        store_floats(&m->cfg, (size_t)B * T) + (keep ? keep_floats(&m->cfg, (size_t)B) : 0);
     if (need > m->dp_floats) {
         free(m->dp_block);
         m->dp_floats = 0;

@@ -12,16 +12,19 @@
  *         (T, IC) and g the output gradient (T, OC) of one example, the weight gradient is a^T g
  *         and ||a^T g||_F² = Σ_{t,s} (a_t·a_s)(g_t·g_s) ("ghost norm", Goodfellow 2015; Li et
  *         al. 2021): two T×T Gram matrices, cost T²(IC+OC); or a^T g materialised (T·IC·OC)
- *         when that is cheaper; bias gradients Σ_t g_t exactly;
+ *         when that is cheaper (mixed ghost clipping, Bu, Mao, Xu 2022); in AUTO mode, when
+ *         every linear layer's per-example gradients fit in SHOAL_MAX_DP_KEEP_FLOATS, all are
+ *         materialised and kept for call 2; bias gradients Σ_t g_t exactly;
  *       - layernorm weights and biases: Σ_t dout_t∘x̂_t and Σ_t dout_t exactly;
  *       - wpe: one row per position, so Σ_t ||dx_t||²;
  *       - wte, tied to the lm_head: its gradient is the SUM of the embedding part E (rows
  *         Σ_{t: tok_t = v} dx_t) and the head part H = dlogits^T lnf, so
  *         ||E + H||² = ||E||² + ||H||² + 2<E, H> with ||E||² = Σ_{t,s: tok_t = tok_s} dx_t·dx_s
  *         and <E, H> = Σ_t Σ_s dlogits[s, tok_t] (lnf_s·dx_t), all exact.
- *  2. shoal_gpt_dp_backward_weighted: the per-example dlogits left by call 1 are scaled by
- *     factors[b] and a full backward ADDS Σ_b factors[b]·∇L_b to the gradient buffer (ghost
- *     clipping, Li et al. 2021: two backward passes, the first without weight gradients).
+ *  2. shoal_gpt_dp_backward_weighted: ADDS Σ_b factors[b]·∇L_b to the gradient buffer, from
+ *     what call 1 left (book-keeping, Bu et al. 2022): kept per-example weight gradients are
+ *     summed with the factors; for the other layers the stored per-example output gradients
+ *     are scaled by the factors and one GEMM per layer forms the weight gradient.
  *
  * What must be valid, and when: call 1 needs the activations of the last shoal_gpt_forward
  * with targets (encoded, ln1/ln2/lnf with their mean/rstd, qkv, att, atty, res2, res3, fch,
