@@ -7,7 +7,8 @@
  * noise on the whole gradient, 1/(qN) scaling, accountant, then AdamW) over the same B
  * examples (q = 1 over N = B, so the Poisson draw is the whole batch). Reported per mode of
  * noise (exact, fast) and of drawing it (after the clipping pass, or ahead on threads of its
- * own while it runs): median ms of each, the median of per-pair ratios, and inside the DP
+ * own while it runs; models over SHOAL_MAX_DP_PREDRAW_PARAMS always draw after, and say
+ * so): median ms of each, the median of per-pair ratios, and inside the DP
  * step the time of forward + norms + clipped backward ("clip") and of the noise, with the
  * ratio of (DP step - noise) to the non-private step. Also printed: threads, GEMM path, load.
  * Usage: bench_dpsgd [--model tiny|gpt2] [--B 8] [--T 64] [--steps 5] [--threads 2]
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/timeutil.h"
 #include "worker/model/gpt.h"
 #include "worker/train/dpsgd.h"
@@ -131,7 +133,8 @@ int main(int argc, char **argv) {
         printf(
             "noise %-5s %-7s non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
             "dp-sgd without the noise / non-private %.3f)  medians of %d pairs\n",
-            shoal_dp_noise_mode_name(c.noise_mode), c.noise_inline ? "after" : "ahead", 1e3 * mn,
+            shoal_dp_noise_mode_name(c.noise_mode),
+            c.noise_inline || P > SHOAL_MAX_DP_PREDRAW_PARAMS ? "after" : "ahead", 1e3 * mn,
             1e3 * md, mr, 1e3 * mnoise, mrn, steps);
         free(rnn);
         free(tno);
