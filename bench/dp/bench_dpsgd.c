@@ -12,6 +12,11 @@
  * step the time of forward + norms + clipped backward ("clip") and of the noise, with the
  * ratio of (DP step - noise) to the non-private step. Also printed: threads, GEMM path, load.
  * Usage: bench_dpsgd [--model tiny|gpt2] [--B 8] [--T 64] [--steps 5] [--threads 2]
+ *                    [--dp-threads M] [--noise-threads N]
+ * --threads is the non-private step's thread count; --dp-threads (default: --threads) the
+ * model's threads inside the DP step and --noise-threads (default: --threads) the drawing
+ * threads, so a split such as 1 + 1 on 2 cores (noise drawn ahead on its own core) can be
+ * compared with the non-private step at its best thread count.
  * Not run in CI (label bench); figures in docs/BENCHMARKS.md.
  */
 #include <stdio.h>
@@ -43,7 +48,7 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model = "tiny";
-    int B = 8, T = 64, steps = 5, threads = 2;
+    int B = 8, T = 64, steps = 5, threads = 2, dp_threads = 0, noise_threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model"))
             model = argv[i + 1];
@@ -55,13 +60,19 @@ int main(int argc, char **argv) {
             steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dp-threads"))
+            dp_threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--noise-threads"))
+            noise_threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_dpsgd [--model tiny|gpt2] [--B 8] [--T 64] [--steps 5] "
-                            "[--threads 2]\n");
+                            "[--threads 2] [--dp-threads M] [--noise-threads N]\n");
             return 2;
         }
     }
-    if (B < 1 || T < 1 || steps < 1 || steps > 1000) return 2;
+    if (dp_threads <= 0) dp_threads = threads;
+    if (noise_threads <= 0) noise_threads = threads;
+    if (B < 1 || T < 1 || steps < 1 || steps > 1000 || threads < 1) return 2;
     shoal_gpt_config cfg = {2, 4, 64, 301, 64, 1e-5f};
     if (!strcmp(model, "gpt2")) cfg = (shoal_gpt_config){12, 12, 768, 50257, 1024, 1e-5f};
     shoal_gpt *m = NULL;
@@ -84,9 +95,10 @@ int main(int argc, char **argv) {
         if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
         fclose(f);
     }
-    printf("# bench_dpsgd: model %s (%zu params), B=%d T=%d, %d threads, %s, load %.1f\n", model, P,
-           B, T, threads, shoal_kernels_cpu_gemm_name(), load[0]);
-    shoal_ctx *ctx = shoal_gpt_ctx(m);
+    printf("# bench_dpsgd: model %s (%zu params), B=%d T=%d, %d threads (dp-sgd: %d model + %d "
+           "noise), %s, load %.1f\n",
+           model, P, B, T, threads, dp_threads, noise_threads, shoal_kernels_cpu_gemm_name(),
+           load[0]);
     int adam_step = 0;
     for (int mode = 0; mode < 4; mode++) {
         shoal_dpsgd_config c;
@@ -96,7 +108,7 @@ int main(int argc, char **argv) {
         c.noise_mode = mode < 2 ? SHOAL_DP_NOISE_EXACT : SHOAL_DP_NOISE_FAST;
         c.noise_inline = mode % 2 == 0; /* drawn after the clipping pass, or ahead */
         c.micro_batch = B;
-        c.noise_threads = threads;
+        c.noise_threads = noise_threads;
         shoal_dpsgd *dp = NULL;
         DIE(shoal_dpsgd_init(&c, m, NULL, &dp));
         double *tn = calloc((size_t)steps, sizeof(double)),
@@ -107,17 +119,19 @@ int main(int argc, char **argv) {
         shoal_dpsgd_step_info info;
         uint64_t idx[4096];
         for (int k = -1; k < steps; k++) { /* k = -1: warm-up */
+            if (dp_threads != threads) DIE(shoal_gpt_set_threads(m, threads));
             double t0 = shoal_now_s();
             shoal_gpt_zero_grad(m);
             DIE(shoal_gpt_forward(m, tok, tgt, NULL, B, T, NULL));
             DIE(shoal_gpt_backward(m));
-            DIE(SHOAL_OP(ctx, adamw_update, shoal_gpt_params(m), shoal_gpt_grads(m), am, av, P,
+            DIE(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, shoal_gpt_params(m), shoal_gpt_grads(m), am, av, P,
                          1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, ++adam_step, 1.0f));
+            if (dp_threads != threads) DIE(shoal_gpt_set_threads(m, dp_threads));
             double t1 = shoal_now_s();
             size_t n = 0;
             DIE(shoal_dpsgd_sample(dp, idx, 4096, &n));
             DIE(shoal_dpsgd_step(dp, m, tok, tgt, NULL, n, T, &info));
-            DIE(SHOAL_OP(ctx, adamw_update, shoal_gpt_params(m), shoal_gpt_grads(m), am, av, P,
+            DIE(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, shoal_gpt_params(m), shoal_gpt_grads(m), am, av, P,
                          1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, ++adam_step, 1.0f));
             double t2 = shoal_now_s();
             if (k >= 0) {
