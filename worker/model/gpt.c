@@ -142,6 +142,22 @@ shoal_status shoal_precision_parse(const char *name, shoal_precision *out) {
     return SHOAL_OK;
 }
 
+int shoal_gpt_cuda_device_count(void) {
+#ifdef SHOAL_MODEL_CUDA
+    return shoal_cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+int shoal_gpt_cuda_built(void) {
+#ifdef SHOAL_MODEL_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Make the context a device spec asks for, or say why this build/machine cannot. */
 static shoal_status ctx_for_device(const shoal_gpt_device *dev, shoal_ctx *ctx) {
     memset(ctx, 0, sizeof *ctx);

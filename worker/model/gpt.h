@@ -80,6 +80,11 @@ typedef struct {
     int n_threads;
 } shoal_gpt_device;
 
+/* CUDA devices a model can use: 0 in a build without CUDA or without a driver/device. */
+int shoal_gpt_cuda_device_count(void);
+/* 1 when this build has the CUDA backend. */
+int shoal_gpt_cuda_built(void);
+
 /* "fp32" / "bf16" ("invalid" otherwise); parse returns INVALID_ARG for other names. */
 const char *shoal_precision_name(shoal_precision p);
 shoal_status shoal_precision_parse(const char *name, shoal_precision *out);
