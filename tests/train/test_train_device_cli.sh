@@ -14,7 +14,7 @@ fi
 . "$SRC/tests/lib.sh"
 . "$SRC/tests/dist/train_fixture.sh"
 
-set +e; "$SHOAL" train "${C[@]}" --steps 1 --device cuda --out "$T/probe" >"$T/out" 2>"$T/err"; rc=$?; set -e
+set +e; "$SHOAL" train "${C[@]}" --steps 3 --device cuda --out "$T/probe" >"$T/out" 2>"$T/err"; rc=$?; set -e
 if [ "$rc" -eq 0 ]; then echo "skipped: a CUDA device is present (see test_train_cuda.sh)"; exit 77; fi
 
 expect "--device cuda without a device fails" 1 "$SHOAL" train "${C[@]}" --steps 2 --device cuda --out "$T/cuda"
