@@ -269,8 +269,11 @@ shoal_status shoal_gpt_create_on(const shoal_gpt_config *cfg, const shoal_gpt_de
 
 shoal_status shoal_gpt_create_with_ctx(const shoal_gpt_config *cfg, shoal_ctx *ctx,
                                        shoal_gpt **out) {
-    SHOAL_REQUIRE(out && ctx && ctx->k, SHOAL_ERR_INVALID_ARG,
-                  "shoal_gpt_create_with_ctx: NULL argument");
+    if (!out || !ctx || !ctx->k) {
+        shoal_ctx_free(ctx); /* owned also on error */
+        SHOAL_LOG_ERROR("shoal_gpt_create_with_ctx: NULL argument");
+        return SHOAL_ERR_INVALID_ARG;
+    }
     return gpt_new(cfg, ctx, SHOAL_PRECISION_FP32, out);
 }
 
