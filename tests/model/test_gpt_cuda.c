@@ -3,7 +3,8 @@
  * fp32: the tiny fixture model (tests/data/model/gpt2_tiny) moved to the device by
  * shoal_gpt_to_device runs the PyTorch fixtures of test_gpt_ref.c with the same tolerances
  * (logits 1e-5 max-abs-rel, losses 1e-5 rel, every gradient 1e-4, 5 clipped AdamW steps'
- * losses 1e-5), and the same steps on the CPU give parameters within 1e-5. Two identical
+ * losses 1e-5), and the same steps on the CPU give the same losses (1e-5) and parameters
+ * within 1e-4 relative L2. Two identical
  * runs (fresh models) give bit-identical losses, gradients and parameters. bf16 (head dim 64,
  * random init): logits and loss within 2e-2 of the fp32 device model, every gradient tensor
  * pointing the same way (cosine > 0.95), 3 AdamW steps lower the loss and stay within 2e-2 of
@@ -157,11 +158,20 @@ static void test_fp32_vs_pytorch(void) {
     shoal_gpt *c = fixture_on(NULL);
     float c6[6];
     if (c) adamw_steps(c, 5, c6);
+    for (int s = 0; c && s <= 5; s++) CHECK(fabs(l6[s] - c6[s]) <= 1e-5 * fabs(c6[s]));
+    /* parameters by relative L2 distance: AdamW's m/sqrt(v) turns last-bit differences of a
+     * near-zero gradient into +-lr, so an element-wise bound would test rounding luck */
     float *pc = c ? host_params(c) : NULL, *pg = host_params(m);
     if (pc && pg) {
-        double pe = maxabs_rel(pg, pc, shoal_gpt_num_params(m));
-        printf("cuda fp32 vs cpu after 5 AdamW steps: params err %.3g\n", pe);
-        CHECK(pe <= 1e-5);
+        double dd = 0, pp = 0;
+        for (size_t i = 0; i < shoal_gpt_num_params(m); i++) {
+            dd += ((double)pg[i] - pc[i]) * ((double)pg[i] - pc[i]);
+            pp += (double)pc[i] * pc[i];
+        }
+        double pe = sqrt(dd / pp);
+        printf("cuda fp32 vs cpu after 5 AdamW steps: params rel L2 %.3g, max-abs-rel %.3g\n", pe,
+               maxabs_rel(pg, pc, shoal_gpt_num_params(m)));
+        CHECK(pe <= 1e-4);
     }
     free(pc);
     free(pg);
