@@ -5,7 +5,8 @@
  * access to parameters, gradients or AdamW moments by the trainer segfaults), with gradient
  * accumulation, clipping, validation and checkpoints. Checked bit for bit: the step losses,
  * the final parameters, the checkpoint file and the saved model; then a guarded run stopped at
- * step 4 and resumed from its checkpoint ends equal to the uninterrupted one.
+ * step 4 and resumed from its checkpoint ends equal to the uninterrupted one. DP-SGD (which
+ * reads activations on the host) is refused on the non-host model.
  */
 #include <stdint.h>
 #include <unistd.h>
@@ -149,9 +150,26 @@ done:
     shoal_gpt_free(p);
 }
 
+/* What needs host access to the model is refused on a non-host model, before anything runs. */
+static void test_refusals(void) {
+    shoal_gpt *g = model(1);
+    shoal_trainer_config c;
+    if (!g) return;
+    config(&c, data, "dp");
+    c.dp_clip = 1.0;
+    c.dp_noise = 1.0;
+    c.dp_delta = 1e-5;
+    CHECK_EQ_INT(shoal_trainer_run(g, &c, NULL), SHOAL_ERR_UNSUPPORTED);
+    char p[700];
+    snprintf(p, sizeof p, "%s/checkpoints", c.out_dir);
+    CHECK(!shoal_path_exists(p));
+    shoal_gpt_free(g);
+}
+
 int main(void) {
     data = make_dataset();
     TEST_RUN(test_guarded_equals_plain);
+    TEST_RUN(test_refusals);
     CHECK_EQ_INT(test_guarded_live(), 0);
     return TEST_EXIT();
 }

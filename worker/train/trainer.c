@@ -625,7 +625,8 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     SHOAL_REQUIRE(m && cfg, SHOAL_ERR_INVALID_ARG, "train: no model or config");
     SHOAL_CHECK(check_config(cfg, m));
     shoal_ctx *mctx = shoal_gpt_ctx(m);
-    int on_device = mctx->backend != SHOAL_BACKEND_CPU;
+    /* "on a device": the model's buffers are not host memory (CUDA; the guarded test table) */
+    int on_device = !mctx->k->host_visible;
     int world0 = cfg->comm ? shoal_comm_world_size(cfg->comm) : 1;
     SHOAL_REQUIRE(on_device || !cfg->comm || !shoal_comm_on_device(cfg->comm),
                   SHOAL_ERR_UNSUPPORTED,
