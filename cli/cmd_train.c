@@ -58,8 +58,9 @@ static const char *usage =
     "  --no-overlap         all-reduce gradients after backward, not overlapped with it\n"
     "  --comm auto|single|mpi|nccl  the communicator (auto: mpi under mpirun/srun; nccl there\n"
     "                       when --device is cuda and the build has NCCL)\n"
-    "  --device cpu|cuda|auto  where to train (cpu); auto = cuda when a CUDA device is visible,\n"
-    "                       else cpu. Under mpirun each rank takes device local_rank % count\n"
+    "  --device cpu|cuda|auto  where to train (cpu; cuda for a --spec with gpus_per_rank > 0);\n"
+    "                       auto = cuda when a CUDA device is visible, else cpu. Under mpirun\n"
+    "                       each rank takes device local_rank % count\n"
     "  --precision fp32|bf16  bf16 (cuda default): bf16 weights copy and activations with fp32\n"
     "                       master weights, gradients and AdamW state; fp32 (cpu default, the\n"
     "                       only one on cpu)\n"
@@ -155,6 +156,8 @@ static int apply_spec(const char *path, train_args *a, shoal_trainer_config *c) 
                 c->dp_delta = sp.dp.target_delta;
             }
             a->resume = "auto"; /* a retried attempt continues; --resume overrides */
+            /* ranks placed with GPUs train on them (bf16 by default); --device overrides */
+            if (sp.gpus_per_rank > 0) a->device = "cuda";
             rc = 0;
         }
     }
