@@ -56,7 +56,14 @@ static const char *usage =
     "  --zero 0|1           1: shard the optimizer state over the ranks (ZeRO stage 1)\n"
     "  --grad-bucket N      gradient all-reduce bucket in floats (1048576)\n"
     "  --no-overlap         all-reduce gradients after backward, not overlapped with it\n"
-    "  --comm auto|single|mpi  the communicator (auto: mpi under mpirun/srun)\n"
+    "  --comm auto|single|mpi|nccl  the communicator (auto: mpi under mpirun/srun; nccl there\n"
+    "                       when --device is cuda and the build has NCCL)\n"
+    "  --device cpu|cuda|auto  where to train (cpu; cuda for a --spec with gpus_per_rank > 0);\n"
+    "                       auto = cuda when a CUDA device is visible, else cpu. Under mpirun\n"
+    "                       each rank takes device local_rank % count\n"
+    "  --precision fp32|bf16  bf16 (cuda default): bf16 weights copy and activations with fp32\n"
+    "                       master weights, gradients and AdamW state; fp32 (cpu default, the\n"
+    "                       only one on cpu)\n"
     "  --resume DIR|auto    continue from a checkpoint directory, or the newest complete one\n"
     "  --stop-after N       stop (with a checkpoint) after step N\n"
     "  --init-seed N        seed of --init-config's random weights (default: --seed)\n"
@@ -93,7 +100,7 @@ static int parse_f64(const char *s, double lo, double hi, double *out) {
 }
 
 typedef struct {
-    const char *model_dir, *init_config, *spec, *resume, *dp_mode;
+    const char *model_dir, *init_config, *spec, *resume, *dp_mode, *device, *precision;
     int threads;
     int64_t init_seed; /* -1: --seed */
     shoal_comm_backend backend;
@@ -149,6 +156,8 @@ static int apply_spec(const char *path, train_args *a, shoal_trainer_config *c) 
                 c->dp_delta = sp.dp.target_delta;
             }
             a->resume = "auto"; /* a retried attempt continues; --resume overrides */
+            /* ranks placed with GPUs train on them (bf16 by default); --device overrides */
+            if (sp.gpus_per_rank > 0) a->device = "cuda";
             rc = 0;
         }
     }
@@ -256,8 +265,13 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
             c->dp_noise_fast = nm == SHOAL_DP_NOISE_FAST;
             a->dp_mode = v;
         } else if (strcmp(f, "--comm") == 0) {
-            ok = shoal_comm_backend_parse(v, &a->backend) == SHOAL_OK &&
-                 a->backend != SHOAL_COMM_NCCL;
+            ok = shoal_comm_backend_parse(v, &a->backend) == SHOAL_OK;
+        } else if (strcmp(f, "--device") == 0) {
+            ok = strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0 || strcmp(v, "auto") == 0;
+            a->device = v;
+        } else if (strcmp(f, "--precision") == 0) {
+            ok = strcmp(v, "fp32") == 0 || strcmp(v, "bf16") == 0;
+            a->precision = v;
         } else {
             fprintf(stderr, "shoal train: unknown option '%s'\n\n%s", f, usage);
             return 2;
@@ -391,6 +405,52 @@ static void rep_exit(reporter *r, int code, const char *msg, const char *model_d
 #endif
 }
 
+/* The same launcher test as the communicator's AUTO (worker/dist/comm.c). */
+static int launched_by_mpi(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
+/* --device / --precision -> dev (device index chosen later, from the local rank). 0 or an exit
+ * code after a message naming why. */
+static int pick_device(const train_args *a, shoal_gpt_device *dev) {
+    const char *want = a->device ? a->device : "cpu";
+    int count = shoal_gpt_cuda_device_count();
+    dev->backend = SHOAL_BACKEND_CPU;
+    if (strcmp(want, "cuda") == 0) {
+        if (!shoal_gpt_cuda_built()) {
+            fprintf(stderr, "shoal train: --device cuda: this shoal was built without CUDA "
+                            "(configure with -DSHOAL_CUDA=ON where the CUDA toolkit is)\n");
+            return 1;
+        }
+        if (count == 0) {
+            fprintf(stderr, "shoal train: --device cuda: no CUDA device is visible (no driver, "
+                            "no GPU, or CUDA_VISIBLE_DEVICES hides them)\n");
+            return 1;
+        }
+        dev->backend = SHOAL_BACKEND_CUDA;
+    } else if (strcmp(want, "auto") == 0) {
+        if (count > 0) {
+            dev->backend = SHOAL_BACKEND_CUDA;
+        } else {
+            SHOAL_LOG_INFO("--device auto: %s; training on the CPU",
+                           shoal_gpt_cuda_built() ? "no CUDA device is visible"
+                                                  : "this build has no CUDA backend");
+        }
+    }
+    int cuda = dev->backend == SHOAL_BACKEND_CUDA;
+    const char *prec = a->precision ? a->precision : cuda ? "bf16" : "fp32";
+    if (shoal_precision_parse(prec, &dev->precision) != SHOAL_OK) return 2;
+    if (!cuda && dev->precision != SHOAL_PRECISION_FP32) {
+        fprintf(stderr, "shoal train: --precision %s needs a CUDA device; the CPU backend trains "
+                        "in fp32 (drop --precision or use --device cuda)\n", prec);
+        return 1;
+    }
+    return 0;
+}
+
 static int exit_code(shoal_status st) {
     if (st == SHOAL_OK) return 0;
     return st == SHOAL_ERR_COMM || st == SHOAL_ERR_TIMEOUT ? SHOAL_COMM_EXIT_LOST : 1;
@@ -441,6 +501,12 @@ int shoal_cmd_train(int argc, char **argv) {
     FILE *metrics = NULL;
     reporter rep = {0};
     shoal_trainer_result r = {0};
+    shoal_gpt_device dev = {SHOAL_BACKEND_CPU, 0, SHOAL_PRECISION_FP32, 0};
+    if ((rc = pick_device(&a, &dev)) != 0) goto out;
+    /* GPUs reduce device buffers: NCCL under a launcher unless --comm says otherwise */
+    if (dev.backend == SHOAL_BACKEND_CUDA && a.backend == SHOAL_COMM_AUTO && launched_by_mpi() &&
+        shoal_comm_backend_built(SHOAL_COMM_NCCL))
+        a.backend = SHOAL_COMM_NCCL;
     shoal_comm_options co = {.backend = a.backend};
     shoal_status st = shoal_comm_init(&comm, &co);
     if (st != SHOAL_OK) {
@@ -477,12 +543,26 @@ int shoal_cmd_train(int argc, char **argv) {
         if (threads < 1) threads = 1;
     }
     if (threads > 0 && (st = shoal_gpt_set_threads(m, threads)) != SHOAL_OK) goto done;
+    if (dev.backend == SHOAL_BACKEND_CUDA) {
+        int count = shoal_gpt_cuda_device_count();
+        dev.device = count > 0 ? shoal_comm_local_rank(comm) % count : 0;
+        if ((st = shoal_gpt_to_device(m, &dev)) != SHOAL_OK) {
+            fprintf(stderr, "shoal train: cannot put the model on CUDA device %d (%s): %s\n",
+                    dev.device, shoal_precision_name(dev.precision), shoal_status_str(st));
+            goto done;
+        }
+    }
     if (rank == 0) {
         long long g = (long long)world * c.B * c.grad_accum;
         printf("shoal train: %d rank%s (%s) x micro-batch %d x accumulation %d = global batch %lld "
                "sequences of %d tokens (%lld tokens/step), %lld steps, zero %d\n",
                world, world == 1 ? "" : "s", shoal_comm_backend_name(shoal_comm_backend_of(comm)),
                c.B, c.grad_accum, g, c.T, g * c.T, (long long)c.steps, world > 1 && c.zero);
+        if (dev.backend == SHOAL_BACKEND_CUDA)
+            printf("device: cuda:%d (rank 0), precision %s\n", dev.device,
+                   shoal_precision_name(dev.precision));
+        else
+            printf("device: cpu, precision fp32\n");
         fflush(stdout);
         char path[SHOAL_MAX_PATH];
         if ((st = shoal_mkdir_p(c.out_dir)) != SHOAL_OK ||

@@ -14,6 +14,25 @@
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ops.h"
 
+/* calloc: zeroed, 16-byte aligned from glibc; the model's sub-buffers carry their own 64-byte
+ * alignment inside one block. */
+static shoal_status cpu_mem_alloc(shoal_ctx *ctx, void **out, size_t bytes) {
+    (void)ctx;
+    *out = calloc(1, bytes);
+    return *out ? SHOAL_OK : SHOAL_ERR_NOMEM;
+}
+
+static void cpu_mem_free(shoal_ctx *ctx, void *p) {
+    (void)ctx;
+    free(p);
+}
+
+static shoal_status cpu_copy(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    (void)ctx;
+    if (bytes) memmove(dst, src, bytes);
+    return SHOAL_OK;
+}
+
 static const shoal_kernels cpu_table = {
     .name = "cpu",
     .encoder_forward = shoal_encoder_forward_cpu,
@@ -35,6 +54,12 @@ static const shoal_kernels cpu_table = {
     .norm_sq = shoal_norm_sq_cpu,
     .scale = shoal_scale_cpu,
     .zero = shoal_zero_cpu,
+    .mem_alloc = cpu_mem_alloc,
+    .mem_free = cpu_mem_free,
+    .copy_h2d = cpu_copy,
+    .copy_d2h = cpu_copy,
+    .copy_d2d = cpu_copy,
+    .host_visible = 1,
 };
 
 const shoal_kernels *shoal_kernels_cpu(void) { return &cpu_table; }
@@ -101,4 +126,33 @@ shoal_status shoal_grad_clip(shoal_ctx *ctx, float *x, size_t n, float max_norm,
         SHOAL_CHECK(SHOAL_OP(ctx, scale, x, n, (float)((double)max_norm / (norm + 1e-6))));
     }
     return SHOAL_OK;
+}
+
+shoal_status shoal_ctx_alloc(shoal_ctx *ctx, void **out, size_t bytes, const char *what) {
+    SHOAL_REQUIRE(ctx && ctx->k && out, SHOAL_ERR_INVALID_ARG, "shoal_ctx_alloc: NULL argument");
+    *out = NULL;
+    SHOAL_REQUIRE(bytes > 0, SHOAL_ERR_INVALID_ARG, "shoal_ctx_alloc(%s): 0 bytes", what);
+    shoal_status st = ctx->k->mem_alloc(ctx, out, bytes);
+    if (st != SHOAL_OK) {
+        SHOAL_LOG_ERROR("out of %s memory allocating %s (%.1f MB)", ctx->k->name, what,
+                        (double)bytes / 1e6);
+        *out = NULL;
+    }
+    return st;
+}
+
+void shoal_ctx_mem_free(shoal_ctx *ctx, void *p) {
+    if (ctx && ctx->k && p) ctx->k->mem_free(ctx, p);
+}
+
+shoal_status shoal_ctx_h2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    return bytes ? ctx->k->copy_h2d(ctx, dst, src, bytes) : SHOAL_OK;
+}
+
+shoal_status shoal_ctx_d2h(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    return bytes ? ctx->k->copy_d2h(ctx, dst, src, bytes) : SHOAL_OK;
+}
+
+shoal_status shoal_ctx_d2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    return bytes ? ctx->k->copy_d2d(ctx, dst, src, bytes) : SHOAL_OK;
 }

@@ -27,6 +27,10 @@
  * instead of the probabilities (layout: kernels/cuda/cuda_plan.h shoal_plan_lse_index). Callers
  * may keep allocating B*NH*T*T; only the CUDA backend's own forward output is valid input to
  * its backward. A CUDA context is released with shoal_ctx_free_cuda (kernels/cuda/ops_cuda.h).
+ * Memory: buffers come from the table's mem_alloc and move with explicit copies (copy_h2d,
+ * copy_d2h, copy_d2d), so code above the kernels never dereferences backend memory unless the
+ * table says host_visible; tests/model/test_gpt_guarded.c enforces that with a CPU table whose
+ * buffers are PROT_NONE outside ops and copies.
  * Tested by tests/kernels/test_ops.c: every backward against central finite differences in
  * double on small shapes, forwards against naive double-precision references, and through the
  * whole model against PyTorch (tests/model/test_gpt_ref.c).
@@ -149,10 +153,34 @@ struct shoal_kernels {
     shoal_status (*scale)(shoal_ctx *ctx, float *x, size_t n, float s);
     /* bytes of p set to zero */
     shoal_status (*zero)(shoal_ctx *ctx, void *p, size_t bytes);
+
+    /* ---- memory of this backend (call through shoal_ctx_alloc & co. below) ----
+     * Every buffer handed to an op above comes from mem_alloc on the same context. */
+    /* *out = `bytes` (> 0) of ZEROED backend memory, aligned to at least 64 bytes. NOMEM. */
+    shoal_status (*mem_alloc)(shoal_ctx *ctx, void **out, size_t bytes);
+    /* Release a mem_alloc buffer after the work queued on it; NULL is a no-op. */
+    void (*mem_free)(shoal_ctx *ctx, void *p);
+    /* Copies. h2d and d2h are complete when they return (the host buffer may be reused or
+     * read at once); d2d is ordered with the ops on the context. */
+    shoal_status (*copy_h2d)(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
+    shoal_status (*copy_d2h)(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
+    shoal_status (*copy_d2d)(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
+    /* 1 when backend memory is plain host memory that host code may read and write directly
+     * (the CPU table): the model then skips its staging copies. 0 on CUDA (and on the guarded
+     * test context, which exists to prove the model never relies on it). */
+    int host_visible;
 };
 
 /* Call an op through the context's table: SHOAL_OP(ctx, gelu_forward, out, inp, n). */
 #define SHOAL_OP(ctx, op, ...) ((ctx)->k->op((ctx), __VA_ARGS__))
+
+/* Backend memory through the context's table. alloc: zeroed, NOMEM logged with `what`; free:
+ * NULL-safe; h2d/d2h/d2d: copies of `bytes` as the table's entries (0 is a no-op). */
+shoal_status shoal_ctx_alloc(shoal_ctx *ctx, void **out, size_t bytes, const char *what);
+void shoal_ctx_mem_free(shoal_ctx *ctx, void *p);
+shoal_status shoal_ctx_h2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
+shoal_status shoal_ctx_d2h(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
+shoal_status shoal_ctx_d2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes);
 
 /* The CPU table (always built). */
 const shoal_kernels *shoal_kernels_cpu(void);

@@ -5,7 +5,9 @@
 #   2. unit + gpu tests (every CUDA op vs the CPU table; SHOAL_EXPECT_GPU=1 so a missing device
 #      fails instead of skipping), compute-sanitizer memcheck of the attention kernels
 #   3. bench/attention/run.sh: ours vs PyTorch SDPA (flash), side by side
-#   4. the kernel-lab candidates (kernels/dev/*_mma): self-check and timing vs the product
+#   4. bench/train_gpu/run.sh: GPT-2 124M bf16 training at B=8 T=1024, tok/s and MFU, beside
+#      the same step in PyTorch
+#   5. the kernel-lab candidates (kernels/dev/*_mma): self-check and timing vs the product
 # usage (repository root, on the GPU machine): bash bench/attention/gpu_check.sh [REPS]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +28,9 @@ ctest --test-dir build-gpu -R memcheck --output-on-failure > "$OUT/memcheck.log"
 grep -E "ERROR SUMMARY|Passed|Failed|Skipped|Not Run" "$OUT/memcheck.log" | head -5
 bash bench/attention/run.sh build-gpu "$REPS" > "$OUT/bench.txt" 2>&1; brc=$?
 cat "$OUT/bench.txt"
-# 4. the kernel-lab candidates (kernels/dev): self-check, then timing beside the product kernels
+bash bench/train_gpu/run.sh build-gpu 8 1024 1 > "$OUT/train_gpu.txt" 2>&1; grc=$?
+sed -n '/== summary/,$p' "$OUT/train_gpu.txt"; [ $grc -ne 0 ] && tail -20 "$OUT/train_gpu.txt"
+# 5. the kernel-lab candidates (kernels/dev): self-check, then timing beside the product kernels
 lrc=0
 for args in "8 12 1024 64" "8 6 1024 128"; do
   for lab in dev_flash_fwd_mma dev_flash_bwd_mma; do
@@ -34,5 +38,5 @@ for args in "8 12 1024 64" "8 6 1024 128"; do
     build-gpu/kernels/dev/$lab $args "$REPS" 2>&1 | tee -a "$OUT/lab.txt" || lrc=1
   done
 done
-echo "tests rc=$trc memcheck rc=$mrc bench rc=$brc lab rc=$lrc"
-[[ $trc -eq 0 && $mrc -eq 0 && $brc -eq 0 ]]
+echo "tests rc=$trc memcheck rc=$mrc bench rc=$brc train_gpu rc=$grc lab rc=$lrc"
+[[ $trc -eq 0 && $mrc -eq 0 && $brc -eq 0 && $grc -eq 0 ]]

@@ -23,6 +23,58 @@ int shoal_cuda_device_count(void) {
     return n < 0 ? 0 : n;
 }
 
+/* Device memory. cudaMalloc (256-byte aligned) zeroed on the context's stream and waited for,
+ * so a buffer is ready when alloc returns. Copies are stream-ordered with the ops and then
+ * waited for: the host side of h2d/d2h may be pageable memory the caller reuses at once. */
+static shoal_status cuda_mem_alloc(shoal_ctx *ctx, void **out, size_t bytes) {
+    *out = NULL;
+    cudaError_t e = cudaMalloc(out, bytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        *out = NULL;
+        SHOAL_LOG_ERROR("cudaMalloc(%zu bytes): %s", bytes, cudaGetErrorString(e));
+        return e == cudaErrorMemoryAllocation ? SHOAL_ERR_NOMEM : SHOAL_ERR_CUDA;
+    }
+    e = cudaMemsetAsync(*out, 0, bytes, SHOAL_CUDA_STREAM(ctx));
+    if (e == cudaSuccess) e = cudaStreamSynchronize(SHOAL_CUDA_STREAM(ctx));
+    if (e != cudaSuccess) {
+        SHOAL_LOG_ERROR("zeroing %zu bytes of device memory: %s", bytes, cudaGetErrorString(e));
+        cudaFree(*out);
+        *out = NULL;
+        return SHOAL_ERR_CUDA;
+    }
+    return SHOAL_OK;
+}
+
+static void cuda_mem_free(shoal_ctx *ctx, void *p) {
+    if (!p) return;
+    /* cudaFree waits for the device, so work queued on p finishes first */
+    if (ctx && ctx->stream) cudaStreamSynchronize(SHOAL_CUDA_STREAM(ctx));
+    cudaFree(p);
+}
+
+static shoal_status cuda_copy(shoal_ctx *ctx, void *dst, const void *src, size_t bytes,
+                              enum cudaMemcpyKind kind) {
+    SHOAL_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, SHOAL_CUDA_STREAM(ctx)));
+    SHOAL_CUDA_TRY(cudaStreamSynchronize(SHOAL_CUDA_STREAM(ctx)));
+    return SHOAL_OK;
+}
+
+static shoal_status cuda_h2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    return cuda_copy(ctx, dst, src, bytes, cudaMemcpyHostToDevice);
+}
+
+static shoal_status cuda_d2h(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    return cuda_copy(ctx, dst, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+/* device to device stays asynchronous: stream order is enough for everything after it */
+static shoal_status cuda_d2d(shoal_ctx *ctx, void *dst, const void *src, size_t bytes) {
+    SHOAL_CUDA_TRY(
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, SHOAL_CUDA_STREAM(ctx)));
+    return SHOAL_OK;
+}
+
 static const shoal_kernels cuda_table = {
     .name = "cuda",
     .encoder_forward = shoal_encoder_forward_cuda,
@@ -44,6 +96,12 @@ static const shoal_kernels cuda_table = {
     .norm_sq = shoal_norm_sq_cuda,
     .scale = shoal_scale_cuda,
     .zero = shoal_zero_cuda,
+    .mem_alloc = cuda_mem_alloc,
+    .mem_free = cuda_mem_free,
+    .copy_h2d = cuda_h2d,
+    .copy_d2h = cuda_d2h,
+    .copy_d2d = cuda_d2d,
+    .host_visible = 0,
 };
 
 const shoal_kernels *shoal_kernels_cuda(void) {

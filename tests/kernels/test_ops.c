@@ -10,6 +10,7 @@
  * torch's rule.
  */
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_internal.h"
@@ -389,8 +390,9 @@ static void test_ctx(void) {
     CHECK(shoal_ctx_init_cpu(NULL, 1) == SHOAL_ERR_INVALID_ARG);
     /* every table entry is set */
     const void *const *slots = (const void *const *)((const char *)shoal_kernels_cpu() + sizeof(const char *));
-    size_t nslots = (sizeof(shoal_kernels) - sizeof(const char *)) / sizeof(void *);
+    size_t nslots = (offsetof(shoal_kernels, host_visible) - sizeof(const char *)) / sizeof(void *);
     for (size_t i = 0; i < nslots; i++) CHECK(slots[i] != NULL);
+    CHECK_EQ_INT(shoal_kernels_cpu()->host_visible, 1);
     shoal_ctx_free(&c2);
     shoal_ctx_free(NULL);
     /* zero: several 4 MB chunks and a ragged tail, nothing past the end touched */
@@ -406,6 +408,32 @@ static void test_ctx(void) {
     free(buf);
 }
 
+/* Backend memory on the CPU table: zeroed allocations, copies both ways and within. */
+static void test_memory(void) {
+    float *d = NULL, *e = NULL;
+    CHECK_EQ_INT(shoal_ctx_alloc(&ctx, (void **)&d, 1000 * sizeof(float), "test"), SHOAL_OK);
+    CHECK_EQ_INT(shoal_ctx_alloc(&ctx, (void **)&e, 1000 * sizeof(float), "test"), SHOAL_OK);
+    if (!d || !e) return;
+    size_t nz = 0;
+    for (int i = 0; i < 1000; i++) nz += d[i] != 0.0f;
+    CHECK_EQ_INT(nz, 0);
+    float h[1000], back[1000];
+    for (int i = 0; i < 1000; i++) h[i] = (float)i * 0.5f - 7.0f;
+    CHECK_EQ_INT(shoal_ctx_h2d(&ctx, d, h, sizeof h), SHOAL_OK);
+    CHECK_EQ_INT(shoal_ctx_d2d(&ctx, e + 10, d, 990 * sizeof(float)), SHOAL_OK);
+    CHECK_EQ_INT(shoal_ctx_d2h(&ctx, back, e, sizeof back), SHOAL_OK);
+    CHECK(back[0] == 0.0f && back[9] == 0.0f);
+    CHECK(memcmp(back + 10, h, 990 * sizeof(float)) == 0);
+    CHECK_EQ_INT(shoal_ctx_h2d(&ctx, d, h, 0), SHOAL_OK); /* 0 bytes: no-op */
+    void *z = (void *)1;
+    CHECK_EQ_INT(shoal_ctx_alloc(&ctx, &z, 0, "nothing"), SHOAL_ERR_INVALID_ARG);
+    CHECK(z == NULL);
+    CHECK_EQ_INT(shoal_ctx_alloc(NULL, &z, 8, "x"), SHOAL_ERR_INVALID_ARG);
+    shoal_ctx_mem_free(&ctx, d);
+    shoal_ctx_mem_free(&ctx, e);
+    shoal_ctx_mem_free(&ctx, NULL);
+}
+
 int main(void) {
     if (shoal_ctx_init_cpu(&ctx, 2) != SHOAL_OK) return 2;
     printf("gemm path: %s\n", shoal_kernels_cpu_gemm_name());
@@ -419,6 +447,7 @@ int main(void) {
     TEST_RUN(test_crossentropy);
     TEST_RUN(test_adamw);
     TEST_RUN(test_ctx);
+    TEST_RUN(test_memory);
     shoal_ctx_free(&ctx);
     return TEST_EXIT();
 }

@@ -10,6 +10,13 @@
  * Activations are sized lazily for (B, T) at the first forward and grown when a later forward
  * is larger.
  *
+ * Devices: the model runs on the backend of its context (CPU, or CUDA through
+ * shoal_gpt_create_on / shoal_gpt_to_device). Every buffer ops see is backend memory from the
+ * context's allocator; host-side paths (init, load, save, token upload, losses and logits,
+ * decoding) go through explicit copies. Precision: FP32 runs the op table on fp32 buffers;
+ * BF16 (CUDA only) keeps fp32 master weights and gradients, a bf16 copy of the weights and bf16
+ * activations, through the bf16 entry points of kernels/cuda/ops_cuda.h; the AdamW state the
+ * caller keeps stays fp32.
  * Threading: a model is used by one thread at a time; ops inside run multi-threaded.
  * Errors: every fallible call returns shoal_status and logs what was wrong (file, tensor,
  * field, value); nothing from outside (config, checkpoint, token ids) can abort the process.
@@ -62,11 +69,45 @@ shoal_status shoal_gpt_config_check(const shoal_gpt_config *cfg, const char *wha
 
 /* ---- lifetime ---- */
 
+typedef enum { SHOAL_PRECISION_FP32 = 0, SHOAL_PRECISION_BF16 = 1 } shoal_precision;
+
+/* Where and how a model runs. backend CPU: n_threads as shoal_gpt_set_threads (device
+ * ignored); CUDA: device index (n_threads ignored). */
+typedef struct {
+    shoal_backend backend;
+    int device;
+    shoal_precision precision;
+    int n_threads;
+} shoal_gpt_device;
+
+/* CUDA devices a model can use: 0 in a build without CUDA or without a driver/device. */
+int shoal_gpt_cuda_device_count(void);
+/* 1 when this build has the CUDA backend. */
+int shoal_gpt_cuda_built(void);
+
+/* "fp32" / "bf16" ("invalid" otherwise); parse returns INVALID_ARG for other names. */
+const char *shoal_precision_name(shoal_precision p);
+shoal_status shoal_precision_parse(const char *name, shoal_precision *out);
+
 /* Allocate a model with zeroed parameters and gradients, running on a CPU context with
  * OMP_NUM_THREADS (or all CPUs) threads. *out is NULL on error. */
 shoal_status shoal_gpt_create(const shoal_gpt_config *cfg, shoal_gpt **out);
+/* The same on a chosen device and precision. UNSUPPORTED (with the reason) for CUDA in a build
+ * without it, BF16 on a CPU backend, or BF16 with a head dimension other than 64 or 128 (the
+ * bf16 flash attention's); INVALID_ARG for a device index out of range. */
+shoal_status shoal_gpt_create_on(const shoal_gpt_config *cfg, const shoal_gpt_device *dev,
+                                 shoal_gpt **out);
+/* The same on a context the caller made (tests: a guarded CPU table); the model takes
+ * ownership of *ctx (released with the model, also on error) and runs fp32. */
+shoal_status shoal_gpt_create_with_ctx(const shoal_gpt_config *cfg, shoal_ctx *ctx,
+                                       shoal_gpt **out);
+/* Move m to another device/precision, keeping its parameters (the fp32 values), loaded
+ * config.json, and backward hook; activations, gradients (zeroed) and the KV cache are
+ * reallocated. On error m is unchanged. */
+shoal_status shoal_gpt_to_device(shoal_gpt *m, const shoal_gpt_device *dev);
+shoal_precision shoal_gpt_precision(const shoal_gpt *m);
 void shoal_gpt_free(shoal_gpt *m);
-/* Use n threads for every op (n <= 0: OMP_NUM_THREADS or all CPUs). */
+/* Use n threads for every op (n <= 0: OMP_NUM_THREADS or all CPUs). No-op on CUDA. */
 shoal_status shoal_gpt_set_threads(shoal_gpt *m, int n_threads);
 /* The context ops run on (owned by the model). */
 shoal_ctx *shoal_gpt_ctx(shoal_gpt *m);
@@ -106,9 +147,25 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
 
 const shoal_gpt_config *shoal_gpt_cfg(const shoal_gpt *m);
 size_t shoal_gpt_num_params(const shoal_gpt *m);
+/* The fp32 parameter (master) and gradient blocks in BACKEND memory: host pointers on the CPU
+ * table (shoal_gpt_ctx(m)->k->host_visible), device pointers on CUDA: hand them to ops and
+ * device collectives, or copy (the functions below). shoal_gpt_params() assumes the caller
+ * writes through it: in BF16 the bf16 copy is refreshed before the next forward. */
 float *shoal_gpt_params(shoal_gpt *m);
 float *shoal_gpt_grads(shoal_gpt *m);
 const float *shoal_gpt_params_const(const shoal_gpt *m);
+/* Copies of the whole fp32 parameter / gradient block (n_params floats) to and from host
+ * memory, on every backend (blocking). */
+shoal_status shoal_gpt_params_to_host(const shoal_gpt *m, float *dst);
+shoal_status shoal_gpt_params_from_host(shoal_gpt *m, const float *src);
+shoal_status shoal_gpt_grads_to_host(const shoal_gpt *m, float *dst);
+/* AdamW (ops.h semantics) on parameters [off, off+n) with their gradients and the caller's
+ * fp32 moments ms, vs (n each, backend memory: shoal_ctx_alloc on shoal_gpt_ctx(m)). In BF16
+ * the fused mixed update also rewrites the bf16 copy. INVALID_ARG for a range outside the
+ * block. */
+shoal_status shoal_gpt_adamw_update(shoal_gpt *m, size_t off, size_t n, float *ms, float *vs,
+                                    float lr, float beta1, float beta2, float eps,
+                                    float weight_decay, int step, float grad_scale);
 /* Parameter table, in buffer order: wte, wpe, then per layer ln_1, attn.c_attn, attn.c_proj,
  * ln_2, mlp.c_fc, mlp.c_proj (weight then bias each), then ln_f. */
 int shoal_gpt_num_tensors(const shoal_gpt *m);
@@ -127,9 +184,11 @@ size_t shoal_gpt_config_num_params(const shoal_gpt_config *cfg);
  * < 1, or a mask that selects no token. mask is copied. */
 shoal_status shoal_gpt_forward(shoal_gpt *m, const int32_t *tokens, const int32_t *targets,
                                const uint8_t *mask, int B, int T, float *mean_loss);
-/* (B,T,V) logits of the last forward; overwritten by backward (it reuses the buffer). */
+/* (B,T,V) logits of the last forward, in HOST memory (copied from the device, and from bf16,
+ * on the first call after a forward on a non-host backend; NULL when that copy fails);
+ * overwritten by backward (it reuses the buffer). */
 const float *shoal_gpt_logits(const shoal_gpt *m);
-/* (B,T) per-token losses of the last forward with targets. */
+/* (B,T) per-token losses of the last forward with targets, in host memory. */
 const float *shoal_gpt_token_losses(const shoal_gpt *m);
 void shoal_gpt_zero_grad(shoal_gpt *m);
 /* Backward of the last forward (which must have had targets): ADDS d(mean_loss)/d(params) to
@@ -175,7 +234,8 @@ shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_promp
  * ... and read the (V) logits of each step. */
 shoal_status shoal_gpt_decode_reset(shoal_gpt *m, int max_T);
 /* Feed tokens[0..n) at positions 0..n-1 in one batched forward; *logits = the (V) logits after
- * the last one. Uses (and invalidates) the training activations: a backward needs a new
+ * the last one (host memory, as for decode_step; decoding runs the fp32 ops on the fp32
+ * weights in both precisions). Uses (and invalidates) the training activations: a backward needs a new
  * forward afterwards. generate() does the same. */
 shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n,
                                       const float **logits);

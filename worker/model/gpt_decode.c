@@ -5,6 +5,9 @@
  * the attention_decode op appending its key and value to the cache. Sampling runs on the host over
  * the (V) logits with a splitmix64 stream seeded by the caller: the same seed, model and prompt
  * give the same tokens on every machine.
+ * The cache and scratch are backend memory; the step's token goes up and its logits come back
+ * by copy (nothing when the backend is host-visible), so decoding runs on a CUDA model too,
+ * with the fp32 ops on the fp32 weights in either precision.
  * Tested by tests/model/test_gpt.c (decode logits == full forward logits, prefill == stepwise;
  * greedy generate ==
  * argmax of repeated full forwards; seeded sampling reproducible; top-k/top-p restrict support).
@@ -23,14 +26,23 @@ shoal_status shoal_gpt_decode_reset(shoal_gpt *m, int max_T) {
                   m->cfg.n_positions);
     gpt_kv *kv = &m->kv;
     if (kv->block && kv->max_T >= max_T) return SHOAL_OK;
-    free(kv->block);
+    shoal_ctx_mem_free(&m->ctx, kv->block);
+    free(kv->host_logits);
     memset(kv, 0, sizeof *kv);
     size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size;
     size_t cache = L * (size_t)max_T * C;
-    size_t total = 2 * cache + C * 4 + 3 * C + C * 4 + 4 * C + 4 * C + V;
-    kv->block = malloc(total * sizeof(float));
-    SHOAL_REQUIRE(kv->block, SHOAL_ERR_NOMEM, "out of memory allocating the KV cache (%.1f MB)",
-                  4.0 * (double)total / 1e6);
+    size_t total = 2 * cache + C * 4 + 3 * C + C * 4 + 4 * C + 4 * C + V + 1 /* token */;
+    SHOAL_CHECK(shoal_ctx_alloc(&m->ctx, (void **)&kv->block, total * sizeof(float),
+                                "the KV cache"));
+    if (!m->ctx.k->host_visible) {
+        kv->host_logits = malloc(V * sizeof(float));
+        if (!kv->host_logits) {
+            shoal_ctx_mem_free(&m->ctx, kv->block);
+            kv->block = NULL;
+            SHOAL_LOG_ERROR("out of memory for the host copy of %zu logits", V);
+            return SHOAL_ERR_NOMEM;
+        }
+    }
     float *p = kv->block;
     kv->kc = p, p += cache;
     kv->vc = p, p += cache;
@@ -41,8 +53,23 @@ shoal_status shoal_gpt_decode_reset(shoal_gpt *m, int max_T) {
     kv->qkv = p, p += 3 * C;
     kv->fch = p, p += 4 * C;
     kv->fchg = p, p += 4 * C;
-    kv->logits = p;
+    kv->logits = p, p += V;
+    kv->tok = (int32_t *)p;
     kv->max_T = max_T;
+    return SHOAL_OK;
+}
+
+/* The host view of the (V) decode logits: the buffer itself on a host-visible backend, else
+ * a copy. */
+static shoal_status logits_out(shoal_gpt *m, const float **logits) {
+    gpt_kv *kv = &m->kv;
+    const float *h = kv->logits;
+    if (!m->ctx.k->host_visible) {
+        SHOAL_CHECK(shoal_ctx_d2h(&m->ctx, kv->host_logits, kv->logits,
+                                  (size_t)m->cfg.vocab_size * sizeof(float)));
+        h = kv->host_logits;
+    }
+    if (logits) *logits = h;
     return SHOAL_OK;
 }
 
@@ -59,7 +86,8 @@ shoal_status shoal_gpt_decode_step(shoal_gpt *m, int32_t token, int pos, const f
     gpt_kv *kv = &m->kv;
     int C = c->n_embd;
     size_t lstride = (size_t)kv->max_T * C;
-    OP(encoder_forward, kv->x, &token, m->w.wte, m->w.wpe, 1, 1, C, pos);
+    SHOAL_CHECK(shoal_ctx_h2d(&m->ctx, kv->tok, &token, sizeof token));
+    OP(encoder_forward, kv->x, kv->tok, m->w.wte, m->w.wpe, 1, 1, C, pos);
     for (int l = 0; l < c->n_layer; l++) {
         const gpt_layer *w = &m->w.h[l];
         OP(layernorm_forward, kv->ln, NULL, NULL, kv->x, w->ln1_w, w->ln1_b, 1, C, c->ln_eps);
@@ -76,8 +104,7 @@ shoal_status shoal_gpt_decode_step(shoal_gpt *m, int32_t token, int pos, const f
     }
     OP(layernorm_forward, kv->ln, NULL, NULL, kv->x, m->w.lnf_w, m->w.lnf_b, 1, C, c->ln_eps);
     OP(matmul_forward, kv->logits, kv->ln, m->w.wte, NULL, 1, C, c->vocab_size, SHOAL_W_OUT_IN);
-    if (logits) *logits = kv->logits;
-    return SHOAL_OK;
+    return logits_out(m, logits);
 }
 
 shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n,
@@ -91,18 +118,19 @@ shoal_status shoal_gpt_decode_prefill(shoal_gpt *m, const int32_t *tokens, int n
     SHOAL_CHECK(shoal_gpt_forward(m, tokens, NULL, NULL, 1, n, NULL));
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     size_t lstride = (size_t)m->kv.max_T * C;
+    /* activation rows to the fp32 cache: a copy in fp32, a conversion in bf16 */
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        const float *qkv = m->acts.qkv + (size_t)l * n * 3 * C;
         for (int t = 0; t < n; t++) {
-            memcpy(m->kv.kc + l * lstride + (size_t)t * C, qkv + (size_t)t * 3 * C + C,
-                   (size_t)C * sizeof(float));
-            memcpy(m->kv.vc + l * lstride + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C,
-                   (size_t)C * sizeof(float));
+            size_t row = ((size_t)l * n + t) * 3 * C;
+            SHOAL_CHECK(gpt_act_to_f32(m, m->kv.kc + l * lstride + (size_t)t * C,
+                                       ACT(m, m->acts.qkv, row + C), (size_t)C));
+            SHOAL_CHECK(gpt_act_to_f32(m, m->kv.vc + l * lstride + (size_t)t * C,
+                                       ACT(m, m->acts.qkv, row + 2 * C), (size_t)C));
         }
     }
-    memcpy(m->kv.logits, m->acts.logits + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
-    if (logits) *logits = m->kv.logits;
-    return SHOAL_OK;
+    SHOAL_CHECK(gpt_act_to_f32(m, m->kv.logits, ACT(m, m->acts.logits, (size_t)(n - 1) * V),
+                               (size_t)V));
+    return logits_out(m, logits);
 }
 
 static uint64_t rng_next(uint64_t *s) {
@@ -202,7 +230,8 @@ shoal_status shoal_gpt_generate(shoal_gpt *m, const int32_t *prompt, int n_promp
     SHOAL_CHECK(shoal_gpt_decode_prefill(m, prompt, n_prompt, &logits));
     int pos = n_prompt;
     while (*n_out < max_new) {
-        int32_t next = shoal_gpt_sample(m->kv.logits, c->vocab_size, s, &rng);
+        /* logits_out's host view; sampling may modify it in place */
+        int32_t next = shoal_gpt_sample((float *)logits, c->vocab_size, s, &rng);
         if (eot_id >= 0 && next == eot_id) break;
         out[(*n_out)++] = next;
         if (*n_out == max_new || pos >= total) break;

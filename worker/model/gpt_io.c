@@ -175,7 +175,7 @@ shoal_status shoal_gpt_load_tensors(shoal_gpt *m, const shoal_safetensors *sf,
                            "%s: lm_head.weight differs from wte.weight; untied output "
                            "embeddings are not supported", path);
     }
-    memcpy(m->params, staged, m->n_params * sizeof(float));
+    SHOAL_CHECK_GOTO(shoal_gpt_params_from_host(m, staged));
 cleanup:
     free(tmp);
     free(seen);
@@ -285,6 +285,7 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
     shoal_status st = SHOAL_OK;
     shoal_st_write_tensor *wt = NULL;
     uint16_t *half = NULL;
+    float *hp = NULL;
     json_t *cfgj = NULL, *prov = NULL;
     char stage[SHOAL_MAX_PATH], p[SHOAL_MAX_PATH], dst[SHOAL_MAX_PATH];
     int staged = 0;
@@ -304,10 +305,12 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
 
     wt = calloc((size_t)m->n_tensors, sizeof *wt);
     SHOAL_REQUIRE_GOTO(wt, SHOAL_ERR_NOMEM, "out of memory saving %s", dir);
+    /* the fp32 masters, copied to the host unless the backend is host-visible */
+    SHOAL_CHECK_GOTO(gpt_params_host_begin(m, 1, &hp));
     if (dtype == SHOAL_DTYPE_BF16) {
         half = malloc(m->n_params * sizeof(uint16_t));
         SHOAL_REQUIRE_GOTO(half, SHOAL_ERR_NOMEM, "out of memory converting to BF16");
-        SHOAL_ASSERT(shoal_convert_from_f32(half, SHOAL_DTYPE_BF16, m->params, m->n_params) == 0);
+        SHOAL_ASSERT(shoal_convert_from_f32(half, SHOAL_DTYPE_BF16, hp, m->n_params) == 0);
     }
     for (int i = 0; i < m->n_tensors; i++) {
         const shoal_gpt_tensor *t = &m->table[i];
@@ -315,7 +318,7 @@ shoal_status shoal_gpt_save_dir_ex(const shoal_gpt *m, const char *dir, shoal_dt
         wt[i].dtype = dtype;
         wt[i].ndim = t->ndim;
         wt[i].shape = t->shape;
-        wt[i].data = half ? (const void *)(half + t->offset) : (const void *)(m->params + t->offset);
+        wt[i].data = half ? (const void *)(half + t->offset) : (const void *)(hp + t->offset);
     }
     const char *meta[] = {"format", "pt"};
     SHOAL_CHECK_GOTO(shoal_path_join(p, sizeof p, stage, "model.safetensors"));
@@ -361,6 +364,7 @@ cleanup:
     if (staged) remove_staging(stage);
     if (prov) json_decref(prov);
     if (cfgj) json_decref(cfgj);
+    if (hp) (void)gpt_params_host_end((shoal_gpt *)m, hp, 0);
     free(half);
     free(wt);
     return st;

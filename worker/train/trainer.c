@@ -53,7 +53,9 @@ typedef struct {
     shoal_gpt *m;
     shoal_dataset *ds;
     shoal_loader *train, *val;
-    float *adam_m, *adam_v; /* the moments of parameters [shard_off, shard_off + shard_cnt) */
+    float *adam_m, *adam_v; /* the moments of parameters [shard_off, shard_off + shard_cnt);
+                             * backend memory of the model's context */
+    double *dev_scalars;    /* device comm: (8) staging for the scalar all-reduces */
     size_t n_params;
     shoal_comm *comm; /* NULL: one rank */
     int rank, world;
@@ -74,7 +76,33 @@ typedef struct {
 
 static shoal_status sum_f64(run_state *s, double *v, size_t n) {
     if (s->world <= 1) return SHOAL_OK;
-    return shoal_comm_allreduce(s->comm, v, n, SHOAL_DTYPE_F64, SHOAL_COMM_SUM);
+    if (!s->dev_scalars) return shoal_comm_allreduce(s->comm, v, n, SHOAL_DTYPE_F64, SHOAL_COMM_SUM);
+    /* NCCL reduces device buffers only: stage the few scalars (n <= 8) through the device */
+    shoal_ctx *ctx = shoal_gpt_ctx(s->m);
+    SHOAL_ASSERT(n <= 8);
+    SHOAL_CHECK(shoal_ctx_h2d(ctx, s->dev_scalars, v, n * sizeof(double)));
+    SHOAL_CHECK(shoal_comm_allreduce(s->comm, s->dev_scalars, n, SHOAL_DTYPE_F64, SHOAL_COMM_SUM));
+    return shoal_ctx_d2h(ctx, v, s->dev_scalars, n * sizeof(double));
+}
+
+/* A host view of n floats of the model's backend memory: src itself when the backend is
+ * host-visible (*owned NULL), else a copy the caller frees (*owned). */
+static shoal_status host_view(run_state *s, const float *src, size_t n, const float **out,
+                              float **owned) {
+    shoal_ctx *ctx = shoal_gpt_ctx(s->m);
+    *owned = NULL;
+    *out = src;
+    if (ctx->k->host_visible) return SHOAL_OK;
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    SHOAL_REQUIRE(h != NULL, SHOAL_ERR_NOMEM, "train: out of memory staging %zu floats", n);
+    shoal_status st = shoal_ctx_d2h(ctx, h, src, n * sizeof(float));
+    if (st != SHOAL_OK) {
+        free(h);
+        return st;
+    }
+    *owned = h;
+    *out = h;
+    return SHOAL_OK;
 }
 
 /* Every rank agrees on success: a rank that failed locally (a bad checkpoint file) makes all
@@ -148,35 +176,47 @@ static shoal_status save_part(run_state *s, const char *dir, int64_t step) {
                           "geometry",    geo_s,
                           "data_sha256", s->ds->source_sha256};
     int zero = s->world > 1 && s->cfg->zero;
+    /* host views of the fp32 masters and moments (copies on a device) */
+    shoal_status st = SHOAL_OK;
+    const float *hm = NULL, *hv = NULL, *hp = NULL;
+    float *om = NULL, *ov = NULL, *op = NULL;
+    SHOAL_CHECK_GOTO(host_view(s, s->adam_m, s->shard_cnt, &hm, &om));
+    SHOAL_CHECK_GOTO(host_view(s, s->adam_v, s->shard_cnt, &hv, &ov));
     if (zero) {
         int64_t k = (int64_t)s->shard_cnt;
         shoal_st_write_tensor t[2] = {
-            {"adam_m", SHOAL_DTYPE_F32, 1, &k, s->adam_m},
-            {"adam_v", SHOAL_DTYPE_F32, 1, &k, s->adam_v},
+            {"adam_m", SHOAL_DTYPE_F32, 1, &k, hm},
+            {"adam_v", SHOAL_DTYPE_F32, 1, &k, hv},
         };
-        SHOAL_CHECK(rank_file(path, sizeof path, dir, s->rank));
-        SHOAL_CHECK(shoal_safetensors_write(path, t, 2, meta, 6));
+        SHOAL_CHECK_GOTO(rank_file(path, sizeof path, dir, s->rank));
+        SHOAL_CHECK_GOTO(shoal_safetensors_write(path, t, 2, meta, 6));
     }
-    if (s->rank != 0) return SHOAL_OK;
+    if (s->rank != 0) goto cleanup;
+    SHOAL_CHECK_GOTO(host_view(s, shoal_gpt_params_const(s->m), s->n_params, &hp, &op));
     shoal_loader_state ls;
     shoal_loader_get_state(s->train, &ls);
     uint8_t blob[SHOAL_LOADER_STATE_BYTES];
     shoal_loader_state_encode(&ls, blob);
     int64_t n = (int64_t)s->n_params, nb = SHOAL_LOADER_STATE_BYTES;
     shoal_st_write_tensor t[4] = {
-        {"params", SHOAL_DTYPE_F32, 1, &n, shoal_gpt_params_const(s->m)},
+        {"params", SHOAL_DTYPE_F32, 1, &n, hp},
         {"loader", SHOAL_DTYPE_U8, 1, &nb, blob},
-        {"adam_m", SHOAL_DTYPE_F32, 1, &n, s->adam_m},
-        {"adam_v", SHOAL_DTYPE_F32, 1, &n, s->adam_v},
+        {"adam_m", SHOAL_DTYPE_F32, 1, &n, hm},
+        {"adam_v", SHOAL_DTYPE_F32, 1, &n, hv},
     };
     if (s->dp) {
         /* The accountant first: a crash between the two writes leaves it ahead of the
          * checkpoint (epsilon over-counted, which is safe), never behind it. */
-        SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, DP_ACCT_FILE));
-        SHOAL_CHECK(shoal_dp_accountant_save(shoal_dpsgd_accountant(s->dp), path));
+        SHOAL_CHECK_GOTO(shoal_path_join(path, sizeof path, dir, DP_ACCT_FILE));
+        SHOAL_CHECK_GOTO(shoal_dp_accountant_save(shoal_dpsgd_accountant(s->dp), path));
     }
-    SHOAL_CHECK(shoal_path_join(path, sizeof path, dir, CKPT_FILE));
-    return shoal_safetensors_write(path, t, zero ? 2 : 4, meta, 6);
+    SHOAL_CHECK_GOTO(shoal_path_join(path, sizeof path, dir, CKPT_FILE));
+    st = shoal_safetensors_write(path, t, zero ? 2 : 4, meta, 6);
+cleanup:
+    free(op);
+    free(ov);
+    free(om);
+    return st;
 }
 
 /* Every rank writes its part, a barrier, then rank 0 marks the directory complete. */
@@ -278,9 +318,11 @@ static shoal_status load_checkpoint(run_state *s, const char *dir, int64_t *step
     SHOAL_CHECK_GOTO(shoal_loader_state_decode(lt->data, (size_t)lt->nbytes, &ls));
     SHOAL_CHECK_GOTO(shoal_loader_set_state(s->train, &ls));
     /* Only now that everything checked out: overwrite parameters and optimizer state. */
-    memcpy(shoal_gpt_params(s->m), tp->data, s->n_params * sizeof(float));
-    memcpy(s->adam_m, tm->data, s->shard_cnt * sizeof(float));
-    memcpy(s->adam_v, tv->data, s->shard_cnt * sizeof(float));
+    SHOAL_CHECK_GOTO(shoal_gpt_params_from_host(s->m, tp->data));
+    SHOAL_CHECK_GOTO(
+        shoal_ctx_h2d(shoal_gpt_ctx(s->m), s->adam_m, tm->data, s->shard_cnt * sizeof(float)));
+    SHOAL_CHECK_GOTO(
+        shoal_ctx_h2d(shoal_gpt_ctx(s->m), s->adam_v, tv->data, s->shard_cnt * sizeof(float)));
     *step = (int64_t)k;
 cleanup:
     shoal_safetensors_close(sf);
@@ -330,17 +372,16 @@ static shoal_status evaluate(run_state *s, float *out) {
 static shoal_status adamw_all(run_state *s, int64_t step, float lr) {
     const shoal_trainer_config *c = s->cfg;
     shoal_gpt *m = s->m;
-    float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
     size_t off = s->shard_off, cnt = s->shard_cnt;
     for (int i = 0; i < shoal_gpt_num_tensors(m); i++) {
         const shoal_gpt_tensor *t = shoal_gpt_tensor_at(m, i);
         size_t lo = t->offset > off ? t->offset : off;
         size_t hi = t->offset + t->numel < off + cnt ? t->offset + t->numel : off + cnt;
         if (lo >= hi) continue; /* not in this rank's block */
-        SHOAL_CHECK(SHOAL_OP(shoal_gpt_ctx(m), adamw_update, p + lo, g + lo,
-                             s->adam_m + (lo - off), s->adam_v + (lo - off), hi - lo, lr,
-                             c->beta1, c->beta2, c->eps, t->decay ? c->weight_decay : 0.0f,
-                             (int)step + 1, 1.0f));
+        SHOAL_CHECK(shoal_gpt_adamw_update(m, lo, hi - lo, s->adam_m + (lo - off),
+                                           s->adam_v + (lo - off), lr, c->beta1, c->beta2,
+                                           c->eps, t->decay ? c->weight_decay : 0.0f,
+                                           (int)step + 1, 1.0f));
     }
     return SHOAL_OK;
 }
@@ -429,7 +470,7 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
                        (long long)step + 1);
         return SHOAL_OK;
     }
-    float *g = shoal_gpt_grads(m), *p = shoal_gpt_params(m);
+    float *g = shoal_gpt_grads(m);
     size_t off = s->shard_off, cnt = s->shard_cnt;
     int zero = s->world > 1 && c->zero;
     if (s->world > 1) {
@@ -462,8 +503,10 @@ static shoal_status train_step(run_state *s, int64_t step, float lr, float *loss
     }
     SHOAL_CHECK(st);
     SHOAL_CHECK(adamw_all(s, step, lr));
-    if (zero)
+    if (zero) {
+        float *p = shoal_gpt_params(m); /* written by the gather (the bf16 copy follows) */
         SHOAL_CHECK(shoal_comm_all_gather(s->comm, p + off, p, s->counts, SHOAL_DTYPE_F32));
+    }
     return SHOAL_OK;
 }
 
@@ -581,11 +624,22 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
                                shoal_trainer_result *res) {
     SHOAL_REQUIRE(m && cfg, SHOAL_ERR_INVALID_ARG, "train: no model or config");
     SHOAL_CHECK(check_config(cfg, m));
-    SHOAL_REQUIRE(shoal_gpt_ctx(m)->backend == SHOAL_BACKEND_CPU, SHOAL_ERR_UNSUPPORTED,
-                  "train: the trainer runs on CPU contexts only in this build");
-    SHOAL_REQUIRE(!cfg->comm || !shoal_comm_on_device(cfg->comm), SHOAL_ERR_UNSUPPORTED,
+    shoal_ctx *mctx = shoal_gpt_ctx(m);
+    /* "on a device": the model's buffers are not host memory (CUDA; the guarded test table) */
+    int on_device = !mctx->k->host_visible;
+    int world0 = cfg->comm ? shoal_comm_world_size(cfg->comm) : 1;
+    SHOAL_REQUIRE(on_device || !cfg->comm || !shoal_comm_on_device(cfg->comm),
+                  SHOAL_ERR_UNSUPPORTED,
                   "train: the %s communicator takes device buffers; CPU training needs mpi",
                   shoal_comm_backend_name(shoal_comm_backend_of(cfg->comm)));
+    SHOAL_REQUIRE(!on_device || world0 <= 1 || shoal_comm_on_device(cfg->comm),
+                  SHOAL_ERR_UNSUPPORTED,
+                  "train: the model is on a %s device but the %s communicator reduces host "
+                  "buffers; use --comm nccl (or auto) for multi-GPU training",
+                  mctx->k->name, shoal_comm_backend_name(shoal_comm_backend_of(cfg->comm)));
+    SHOAL_REQUIRE(!on_device || !(cfg->dp_clip > 0), SHOAL_ERR_UNSUPPORTED,
+                  "train: DP-SGD (--dp-clip) runs on the CPU only (its per-example gradient "
+                  "norms read activations on the host); use --device cpu");
     shoal_trainer_result r = {0};
     r.first_loss = r.last_loss = r.first_val_loss = r.val_loss = NAN;
     run_state s = {0};
@@ -615,6 +669,12 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
         }
         shoal_comm_shard(s.n_params, s.world, s.rank, &s.shard_off, &s.shard_cnt);
     }
+    if (s.world > 1 && shoal_comm_on_device(s.comm)) {
+        /* NCCL: collectives wait for the compute stream; scalars are staged on the device */
+        shoal_comm_set_compute_stream(s.comm, mctx->stream);
+        SHOAL_CHECK_GOTO(shoal_ctx_alloc(mctx, (void **)&s.dev_scalars, 8 * sizeof(double),
+                                         "the all-reduce staging"));
+    }
     if (s.world > 1 && !cfg->zero && !cfg->no_overlap)
         SHOAL_CHECK_GOTO(shoal_comm_bucketer_init(&s.bucketer, s.comm, shoal_gpt_grads(m),
                                                   s.n_params, SHOAL_DTYPE_F32, SHOAL_COMM_SUM,
@@ -637,10 +697,14 @@ shoal_status shoal_trainer_run(shoal_gpt *m, const shoal_trainer_config *cfg,
     s.tok = malloc(n * sizeof *s.tok);
     s.tgt = malloc(n * sizeof *s.tgt);
     s.mask = malloc(n);
-    s.adam_m = calloc(s.shard_cnt ? s.shard_cnt : 1, sizeof(float));
-    s.adam_v = calloc(s.shard_cnt ? s.shard_cnt : 1, sizeof(float));
-    SHOAL_REQUIRE_GOTO(s.tok && s.tgt && s.mask && s.adam_m && s.adam_v, SHOAL_ERR_NOMEM,
-                       "train: out of memory for the optimizer state (%zu parameters)", s.n_params);
+    SHOAL_REQUIRE_GOTO(s.tok && s.tgt && s.mask, SHOAL_ERR_NOMEM, "train: out of memory");
+    /* fp32 moments in the model's backend memory, zeroed */
+    SHOAL_CHECK_GOTO(shoal_ctx_alloc(mctx, (void **)&s.adam_m,
+                                     (s.shard_cnt ? s.shard_cnt : 1) * sizeof(float),
+                                     "the AdamW first moments"));
+    SHOAL_CHECK_GOTO(shoal_ctx_alloc(mctx, (void **)&s.adam_v,
+                                     (s.shard_cnt ? s.shard_cnt : 1) * sizeof(float),
+                                     "the AdamW second moments"));
     /* one starting point on every rank, whatever each initialised */
     if (s.world > 1)
         SHOAL_CHECK_GOTO(shoal_comm_broadcast(s.comm, shoal_gpt_params(m), s.n_params,
@@ -770,8 +834,9 @@ cleanup:
     free(s.tok);
     free(s.tgt);
     free(s.mask);
-    free(s.adam_m);
-    free(s.adam_v);
+    shoal_ctx_mem_free(mctx, s.adam_m);
+    shoal_ctx_mem_free(mctx, s.adam_v);
+    shoal_ctx_mem_free(mctx, s.dev_scalars);
     free(s.counts);
     shoal_loader_free(s.train);
     shoal_loader_free(s.val);

@@ -34,7 +34,12 @@
  * message naming the field.
  * At the end the model is saved to out_dir as a Hugging Face directory (worker/model/gpt.h)
  * with provenance (data sha256, steps, losses) in shoal.json.
- * CPU contexts only for now (checkpoints read the parameter block directly).
+ * Devices: the model may live on a CUDA context (shoal_gpt_create_on / shoal_gpt_to_device,
+ * fp32 or bf16): the AdamW moments are allocated on the model's context, the update runs
+ * through shoal_gpt_adamw_update (fused mixed-precision update in bf16), and checkpoints and
+ * the saved model are copied to the host from the fp32 masters. With ranks, a device model
+ * needs a device communicator (NCCL, ordered after the compute stream); the few scalar
+ * reductions (losses, counts, agreement) are staged through device memory. DP-SGD stays CPU.
  * Tested by tests/train/test_trainer.c (loss falls, exact resume, accumulation equivalence,
  * refused checkpoints) and, with ranks, tests/dist/test_train_ddp.sh (label mpi: equivalence
  * of 2 ranks / 2B / accumulation with and without ZeRO, resume across ranks, kill -9 of a rank).
