@@ -300,4 +300,40 @@ const shoal_rpc_result *shoal_rpc_stream_result(const shoal_rpc_stream *s);
 /* Free a stream; one still open is cancelled first. NULL is a no-op. */
 void shoal_rpc_stream_free(shoal_rpc_stream *s);
 
+/* ---- client: many unary calls in flight from one thread ---- */
+
+/* A completion queue of unary calls on one client: start up to max_outstanding calls without
+ * waiting, then collect them as they finish, in any order. One thread drives a handle (it is
+ * not thread-safe); several handles may share a client. This is gRPC's "async client,
+ * outstanding RPCs per channel" shape: load generators and fan-out callers keep N calls in
+ * flight without N threads. */
+typedef struct shoal_rpc_async shoal_rpc_async;
+
+/* One finished call, as shoal_rpc_async_next hands it back. */
+typedef struct {
+    void *user;              /* as given to shoal_rpc_async_start */
+    shoal_status status;     /* as shoal_rpc_client_unary would have returned */
+    ProtobufCMessage *resp;  /* on SHOAL_OK: the decoded, validated reply (caller frees with
+                                shoal_rpc_msg_free); else NULL */
+    shoal_rpc_result result; /* the server's code and details */
+} shoal_rpc_async_done;
+
+/* max_outstanding: 1..SHOAL_LIMIT_RPC_INFLIGHT_CALLS (LIMIT otherwise). The client must
+ * outlive the handle. */
+shoal_status shoal_rpc_async_new(shoal_rpc_client *cli, int max_outstanding,
+                                 shoal_rpc_async **out);
+/* Start a unary call (req is packed before this returns); timeout_ms <= 0: the client's
+ * default. Does not block. LIMIT when max_outstanding calls are already in flight;
+ * INVALID_ARG for a method that is not unary or a request of the wrong type. */
+shoal_status shoal_rpc_async_start(shoal_rpc_async *a, const shoal_rpc_method *m,
+                                   const ProtobufCMessage *req, int timeout_ms, void *user);
+/* Wait up to timeout_ms (<= 0: forever; each call has its own deadline) for one call to
+ * finish and fill *done with it: SHOAL_OK then, whatever the call's own status (in
+ * done->status). TIMEOUT when none finished in time, INVALID_ARG when none is in flight. */
+shoal_status shoal_rpc_async_next(shoal_rpc_async *a, int timeout_ms, shoal_rpc_async_done *done);
+/* Calls started and not yet collected. */
+int shoal_rpc_async_outstanding(const shoal_rpc_async *a);
+/* Cancel the calls still in flight, wait for their completions, free. NULL is a no-op. */
+void shoal_rpc_async_free(shoal_rpc_async *a);
+
 #endif
