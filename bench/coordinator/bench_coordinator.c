@@ -7,8 +7,10 @@
  * 127.0.0.1, real SQLite store in a temp dir). Its one slot is held by a long first job, so
  * every submitted job stays QUEUED: the figures measure the control plane, not mpirun. Each
  * client has its own channel. Label bench (not run in CI).
- * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get]
- *        (run via bench/coordinator/run.sh; --only get: GetJob alone, for profiling)
+ * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get|submit]
+ *        [--client threads|async|both]
+ *        (run via bench/coordinator/run.sh; --only get: GetJob alone after one 8-client
+ *        SubmitJob pass that fills the store; --only submit: SubmitJob alone; for profiling)
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -198,7 +200,7 @@ static double run_async(const char *what, int mode, int conc, int ops, uint64_t 
 }
 
 int main(int argc, char **argv) {
-    int ops = 4000, sbatch_ops = 192, get_only = 0, use_threads = 1, use_async = 1;
+    int ops = 4000, sbatch_ops = 192, get_only = 0, submit_only = 0, use_threads = 1, use_async = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--ops") == 0) ops = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--client") == 0) {
@@ -207,7 +209,10 @@ int main(int argc, char **argv) {
         }
         if (strcmp(argv[i], "--sbatch-ops") == 0) sbatch_ops = atoi(argv[i + 1]);
         /* for profiling GetJob alone: one SubmitJob pass (8 clients) fills the store */
-        if (strcmp(argv[i], "--only") == 0) get_only = strcmp(argv[i + 1], "get") == 0;
+        if (strcmp(argv[i], "--only") == 0) {
+            get_only = strcmp(argv[i + 1], "get") == 0;
+            submit_only = strcmp(argv[i + 1], "submit") == 0;
+        }
     }
     shoal_log_set_level(SHOAL_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -279,12 +284,12 @@ int main(int argc, char **argv) {
             submitted += (uint64_t)each * conc[k];
         }
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3 && !submit_only; k++) {
         int each = ops / conc[k] > 0 ? ops / conc[k] : 1;
         if (use_threads) run("GetJob", 1, conc[k], each, submitted, NULL);
         if (use_async) run_async("GetJob", 1, conc[k], each * conc[k], submitted);
     }
-    const char *sc = get_only ? NULL : getenv("SLURM_CONF");
+    const char *sc = get_only || submit_only ? NULL : getenv("SLURM_CONF");
     if (sc) {
         for (int k = 0; k < 3; k++) {
             int each = sbatch_ops / conc[k] > 0 ? sbatch_ops / conc[k] : 1;
