@@ -32,7 +32,9 @@ typedef struct ins_req {
 typedef struct {
     sqlite3 *db;
     pthread_mutex_t mu;
-    sqlite3_stmt *get; /* SELECT JOB_COLS ... WHERE id = ?, prepared once */
+    sqlite3_stmt *get;    /* SELECT JOB_COLS ... WHERE id = ?, prepared once */
+    sqlite3_stmt *queue1; /* the scheduler's one-state queue page, prepared on first use */
+    sqlite3_stmt *hosts;  /* the host list (read on every scheduling pass), likewise */
 } reader;
 
 /* Statements of the submit path on the writer connection, prepared once (SQLITE_PREPARE_
@@ -336,6 +338,24 @@ static shoal_status prep_rd(shoal_store *store, reader *rd, const char *sql, sql
     return SHOAL_ERR_IO;
 }
 
+/* A statement of the reader kept in *slot, prepared on first use (rd locked). The caller
+ * resets it (and clears its bindings) before reader_put. */
+static shoal_status kept_rd(shoal_store *store, reader *rd, const char *sql, sqlite3_stmt **slot) {
+    if (*slot) return SHOAL_OK;
+    if (sqlite3_prepare_v3(rd->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) == SQLITE_OK)
+        return SHOAL_OK;
+    SHOAL_LOG_ERROR("%s: prepare: %s", store->path, sqlite3_errmsg(rd->db));
+    *slot = NULL;
+    return SHOAL_ERR_IO;
+}
+
+/* Done with a kept statement: end its read transaction and drop its bindings. */
+static void kept_done(sqlite3_stmt *s) {
+    if (!s) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
 shoal_status shoal_store_open(const char *path, shoal_store **out) {
     *out = NULL;
     shoal_store *store = calloc(1, sizeof *store);
@@ -382,6 +402,8 @@ void shoal_store_close(shoal_store *store) {
     /* readers first: the last connection to close checkpoints the WAL */
     for (int i = 0; i < N_READERS; i++) {
         sqlite3_finalize(store->rd[i].get);
+        sqlite3_finalize(store->rd[i].queue1);
+        sqlite3_finalize(store->rd[i].hosts);
         if (store->rd[i].db) sqlite3_close_v2(store->rd[i].db);
         pthread_mutex_destroy(&store->rd[i].mu);
     }
@@ -867,14 +889,19 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
     for (int st = SHOAL_JOB_QUEUED; st <= SHOAL_JOB_CANCELLED; st++)
         if (state_mask == SHOAL_JOB_STATE_BIT(st)) one_state = st;
     reader *rd = reader_get(store);
-    /* One state (the scheduler's case): the jobs_queue index yields the rows in order, so a
-     * page costs its own rows, not a scan and sort of every job ever submitted. */
-    shoal_status r = prep_rd(store, rd,
-                             one_state ? "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
-                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3"
-                                       : "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
-                                         "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                             &s);
+    /* One state (the scheduler's case, on every pass, so its statement is kept): the
+     * jobs_queue index yields the rows in order, so a page costs its own rows, not a scan and
+     * sort of every job ever submitted. */
+    shoal_status r =
+        one_state ? kept_rd(store, rd,
+                            "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
+                            "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                            &rd->queue1)
+                  : prep_rd(store, rd,
+                            "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
+                            "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                            &s);
+    if (one_state) s = rd->queue1;
     if (r == SHOAL_OK) {
         if (!one_state) sqlite3_bind_int64(s, 1, state_mask);
         sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
@@ -882,7 +909,10 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
         if (one_state) sqlite3_bind_int(s, 4, one_state);
         r = collect(store, rd->db, s, out, n);
     }
-    sqlite3_finalize(s);
+    if (one_state)
+        kept_done(s);
+    else
+        sqlite3_finalize(s);
     reader_put(rd);
     return r;
 }
@@ -933,7 +963,7 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
             r = SHOAL_ERR_IO;
         }
     }
-    sqlite3_finalize(s);
+    kept_done(s);
     reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
@@ -1086,8 +1116,9 @@ shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n)
     /* a read connection: the scheduler lists hosts on every pass, and must not wait for the
      * writer's lock while a group commit syncs */
     reader *rd = reader_get(store);
-    shoal_status r =
-        prep_rd(store, rd, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name", &s);
+    shoal_status r = kept_rd(store, rd, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name",
+                             &rd->hosts);
+    s = rd->hosts;
     if (r == SHOAL_OK) {
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             if (cnt == cap) {
@@ -1110,7 +1141,7 @@ shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n)
             r = SHOAL_ERR_IO;
         }
     }
-    sqlite3_finalize(s);
+    kept_done(s);
     reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
