@@ -7,15 +7,16 @@
  * shoal_protoc_c() plugs in. A method is described once (shoal_rpc_method: path, kind,
  * request/response descriptors, validator, size cap) and used by both sides.
  *
- * Server threading model: one internal thread drives the completion queue (accepts calls,
- * checks auth, reads and decodes the first request, sends final statuses). Handlers never run
- * on it: each accepted, decoded and validated call is handed to a small worker pool that grows
+ * Server threading model: a few internal threads (cq_threads, default 2) drive one completion
+ * queue (accept calls, check auth, read and decode the first request, send final statuses).
+ * Handlers never run on them: each accepted, decoded and validated call is handed to a small worker pool that grows
  * on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block (sleep, wait
  * for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv block that
  * worker until gRPC completes the operation. The auth callback runs on the completion-queue
  * thread and must be quick and thread-safe with respect to the rest of the program. Methods
- * flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers run on the
- * completion-queue thread itself, with no hand-off.
+ * flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers run on a
+ * completion-queue thread itself, with no hand-off (so they must be thread-safe, like any
+ * handler, and must not block).
  *
  * Hostile input: every request is size-checked (per-method cap, else the server's message cap),
  * unpacked with protobuf-c, checked generically (required fields, enum values known to the
@@ -184,6 +185,7 @@ typedef struct {
     void *auth_user;
     size_t max_message_bytes; /* send and receive cap; 0: SHOAL_LIMIT_RPC_MESSAGE_BYTES */
     int max_threads;          /* handler pool cap; 0: SHOAL_LIMIT_RPC_HANDLER_THREADS */
+    int cq_threads;           /* completion-queue threads; 0: SHOAL_LIMIT_RPC_CQ_THREADS */
     int drain_ms;             /* shutdown grace for in-flight calls; 0: 5000 */
 } shoal_rpc_server_config;
 

@@ -707,8 +707,7 @@ shoal_status shoal_rpc_async_next(shoal_rpc_async *a, int timeout_ms, shoal_rpc_
     grpc_event ev = grpc_completion_queue_next(a->cq, shoal_rpc_deadline(timeout_ms), NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) return SHOAL_ERR_TIMEOUT;
     SHOAL_REQUIRE(ev.type == GRPC_OP_COMPLETE, SHOAL_ERR_INTERNAL,
-                  "rpc async: completion queue shut down with %d calls in flight",
-                  a->outstanding);
+                  "rpc async: completion queue shut down with %d calls in flight", a->outstanding);
     async_slot *s = ev.tag;
     a->outstanding--;
     done->user = s->user;
@@ -718,8 +717,8 @@ shoal_status shoal_rpc_async_next(shoal_rpc_async *a, int timeout_ms, shoal_rpc_
     shoal_rpc_slice_to_str(s->det, done->result.details, sizeof done->result.details);
     shoal_status st = shoal_rpc_status_from_code((int)s->code);
     if (st != SHOAL_OK) {
-        SHOAL_LOG_DEBUG("%s on %s: %s: %s", s->m->path, a->cli->target,
-                        shoal_rpc_code_str(s->code), done->result.details);
+        SHOAL_LOG_DEBUG("%s on %s: %s: %s", s->m->path, a->cli->target, shoal_rpc_code_str(s->code),
+                        done->result.details);
     } else if (!s->recv) {
         snprintf(done->result.details, sizeof done->result.details,
                  "server sent OK without a reply");

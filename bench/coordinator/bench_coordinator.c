@@ -13,8 +13,8 @@
  *        SubmitJob pass that fills the store; --only submit: SubmitJob alone; for profiling)
  */
 #include <pthread.h>
-#include <stdint.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +149,8 @@ static double run_async(const char *what, int mode, int conc, int ops, uint64_t 
     shoal_rpc_client *cli = NULL;
     shoal_rpc_async *a = NULL;
     int errors = 0, started = 0, finished = 0;
-    if (shoal_rpc_client_new(&cc, &cli) != SHOAL_OK || shoal_rpc_async_new(cli, conc, &a) != SHOAL_OK)
+    if (shoal_rpc_client_new(&cc, &cli) != SHOAL_OK ||
+        shoal_rpc_async_new(cli, conc, &a) != SHOAL_OK)
         errors = ops;
     shoal_job_spec spec;
     shoal_job_spec_init(&spec);
@@ -168,11 +169,11 @@ static double run_async(const char *what, int mode, int conc, int ops, uint64_t 
             sreq.spec = &pb.spec;
             greq.id = 1 + (uint64_t)(rand_r(&seed) % (int)(max_id ? max_id : 1));
             t_start[started] = shoal_now_s();
-            shoal_status st =
-                mode == 0 ? shoal_rpc_async_start(a, &shoal_api_submit_job, &sreq.base, 10000,
-                                                  (void *)(intptr_t)started)
-                          : shoal_rpc_async_start(a, &shoal_api_get_job, &greq.base, 10000,
-                                                  (void *)(intptr_t)started);
+            shoal_status st = mode == 0
+                                  ? shoal_rpc_async_start(a, &shoal_api_submit_job, &sreq.base,
+                                                          10000, (void *)(intptr_t)started)
+                                  : shoal_rpc_async_start(a, &shoal_api_get_job, &greq.base, 10000,
+                                                          (void *)(intptr_t)started);
             if (st != SHOAL_OK) {
                 lat[started] = 0;
                 errors++;
@@ -224,7 +225,8 @@ int main(int argc, char **argv) {
     pthread_create(&ct, NULL, coord_thread, &ca);
     char path[600];
     snprintf(path, sizeof path, "%s/coordinator.addr", dir);
-    for (int i = 0; i < 100 && !shoal_path_exists(path); i++) usleep(50000);
+    for (int i = 0; i < 100 && !shoal_path_exists(path); i++)
+        usleep(50000);
     char *buf = NULL;
     size_t len = 0;
     if (shoal_file_read(path, sizeof addr - 1, &buf, &len) != SHOAL_OK) return 1;

@@ -30,8 +30,7 @@ static shoal_rpc_client *client_for(int port, const char *token) {
 static shoal_status start_say(shoal_rpc_async *a, const char *text, int timeout_ms, intptr_t tag) {
     Shoal__Test__EchoRequest req = SHOAL__TEST__ECHO_REQUEST__INIT;
     req.text = (char *)text;
-    return shoal_rpc_async_start(a, &echo_methods[ECHO_SAY], &req.base, timeout_ms,
-                                 (void *)tag);
+    return shoal_rpc_async_start(a, &echo_methods[ECHO_SAY], &req.base, timeout_ms, (void *)tag);
 }
 
 /* 64 in flight at once; every reply carries the text its own tag asked for. */
@@ -70,7 +69,8 @@ static void test_many_in_flight(void) {
         shoal_rpc_msg_free(d.resp);
     }
     CHECK_EQ_INT(ok, 64);
-    for (int i = 0; i < 64; i++) CHECK_EQ_INT(seen[i], 1);
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ_INT(seen[i], 1);
     CHECK_EQ_INT(shoal_rpc_async_outstanding(a), 0);
     /* nothing in flight: next() says so instead of waiting forever */
     shoal_rpc_async_done d;
@@ -175,7 +175,8 @@ static void test_per_call_errors(void) {
         }
         shoal_rpc_msg_free(d.resp);
     }
-    for (int i = 1; i <= 4; i++) CHECK_EQ_INT(got[i], 1);
+    for (int i = 1; i <= 4; i++)
+        CHECK_EQ_INT(got[i], 1);
     shoal_rpc_async_free(a);
     shoal_rpc_client_free(c);
 
