@@ -407,7 +407,8 @@ void shoal_store_close(shoal_store *store) {
         if (store->rd[i].db) sqlite3_close_v2(store->rd[i].db);
         pthread_mutex_destroy(&store->rd[i].mu);
     }
-    for (int i = 0; i < W_COUNT; i++) sqlite3_finalize(store->w[i]);
+    for (int i = 0; i < W_COUNT; i++)
+        sqlite3_finalize(store->w[i]);
     if (store->db) sqlite3_close_v2(store->db);
     pthread_cond_destroy(&store->gcv);
     pthread_mutex_destroy(&store->gmu);
@@ -892,15 +893,14 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
     /* One state (the scheduler's case, on every pass, so its statement is kept): the
      * jobs_queue index yields the rows in order, so a page costs its own rows, not a scan and
      * sort of every job ever submitted. */
-    shoal_status r =
-        one_state ? kept_rd(store, rd,
-                            "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
-                            "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                            &rd->queue1)
-                  : prep_rd(store, rd,
-                            "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
-                            "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                            &s);
+    shoal_status r = one_state ? kept_rd(store, rd,
+                                         "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
+                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                                         &rd->queue1)
+                               : prep_rd(store, rd,
+                                         "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
+                                         "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                                         &s);
     if (one_state) s = rd->queue1;
     if (r == SHOAL_OK) {
         if (!one_state) sqlite3_bind_int64(s, 1, state_mask);
@@ -1116,8 +1116,8 @@ shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n)
     /* a read connection: the scheduler lists hosts on every pass, and must not wait for the
      * writer's lock while a group commit syncs */
     reader *rd = reader_get(store);
-    shoal_status r = kept_rd(store, rd, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name",
-                             &rd->hosts);
+    shoal_status r = kept_rd(
+        store, rd, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name", &rd->hosts);
     s = rd->hosts;
     if (r == SHOAL_OK) {
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -9,13 +9,13 @@
  *
  * Server threading model: a few internal threads (cq_threads, default 2) drive one completion
  * queue (accept calls, check auth, read and decode the first request, send final statuses).
- * Handlers never run on them: each accepted, decoded and validated call is handed to a small worker pool that grows
- * on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block (sleep, wait
- * for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv block that
- * worker until gRPC completes the operation. The auth callback runs on the completion-queue
- * thread and must be quick and thread-safe with respect to the rest of the program. Methods
- * flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers run on a
- * completion-queue thread itself, with no hand-off (so they must be thread-safe, like any
+ * Handlers never run on them: each accepted, decoded and validated call is handed to a small worker
+ * pool that grows on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block
+ * (sleep, wait for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv
+ * block that worker until gRPC completes the operation. The auth callback runs on the
+ * completion-queue thread and must be quick and thread-safe with respect to the rest of the
+ * program. Methods flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers
+ * run on a completion-queue thread itself, with no hand-off (so they must be thread-safe, like any
  * handler, and must not block).
  *
  * Hostile input: every request is size-checked (per-method cap, else the server's message cap),
@@ -322,8 +322,7 @@ typedef struct {
 
 /* max_outstanding: 1..SHOAL_LIMIT_RPC_INFLIGHT_CALLS (LIMIT otherwise). The client must
  * outlive the handle. */
-shoal_status shoal_rpc_async_new(shoal_rpc_client *cli, int max_outstanding,
-                                 shoal_rpc_async **out);
+shoal_status shoal_rpc_async_new(shoal_rpc_client *cli, int max_outstanding, shoal_rpc_async **out);
 /* Start a unary call (req is packed before this returns); timeout_ms <= 0: the client's
  * default. Does not block. LIMIT when max_outstanding calls are already in flight;
  * INVALID_ARG for a method that is not unary or a request of the wrong type. */

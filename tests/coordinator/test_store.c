@@ -3,8 +3,8 @@
  * events with reasons, retries, 8 threads x 125 submits (each job present exactly once),
  * a writer SIGKILLed mid-stream (every acknowledged id survives the reopen), log bounds,
  * idempotency keys, the pending-jobs limit (also with a second connection inserting and
- * finishing jobs beside the first, whose kept active count must notice), listing filters and paging, schema versions,
- * hosts and models. */
+ * finishing jobs beside the first, whose kept active count must notice), listing filters and
+ * paging, schema versions, hosts and models. */
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -589,11 +589,9 @@ static void test_limit_two_connections(void) {
     CHECK(x > b1);
     CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
     /* a state change among active states keeps the count; a terminal one frees room */
-    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_STARTING, "go", 0, 0, NULL),
-                 SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_STARTING, "go", 0, 0, NULL), SHOAL_OK);
     CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
-    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_FAILED, "done", 1, 0, NULL),
-                 SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_FAILED, "done", 1, 0, NULL), SHOAL_OK);
     CHECK_EQ_INT(shoal_store_job_insert(b, &spec, "", NULL, &x), SHOAL_OK);
     CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
     int64_t n = 0;
