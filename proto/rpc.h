@@ -32,7 +32,9 @@
  *
  * Tested by tests/proto/test_rpc.c (loopback: unary, streams both ways, deadlines, status
  * mapping, oversize/garbage requests, bearer tokens, 8x100 concurrent calls, draining
- * shutdown), tests/proto/test_rpc_tls.c (TLS, mTLS refusals: no cert, other CA, expired; CN),
+ * shutdown), tests/proto/test_rpc_inline.c (inline handlers, one and two CQ threads),
+ * tests/proto/test_rpc_async.c (many calls in flight from one thread),
+ * tests/proto/test_rpc_tls.c (TLS, mTLS refusals: no cert, other CA, expired; CN),
  * tests/proto/test_rpc_decode.c and tests/fuzz/fuzz_rpc_decode.c (decode + validate path).
  */
 #ifndef SHOAL_PROTO_RPC_H

@@ -8,7 +8,10 @@
  * early (a refused message, auth), a pending SEND_MESSAGE would otherwise never complete, so
  * waiting for any op also watches for the status and cancels the call once it is in. Responses
  * go through the same decode + check + validate path as requests do on the server.
- * Tested by tests/proto/test_rpc.c and tests/proto/test_rpc_tls.c.
+ * shoal_rpc_async_* keeps many unary calls in flight on one completion queue that one thread
+ * drives (each call one six-op batch, its slot the tag): load generators and fan-out without a
+ * thread per call.
+ * Tested by tests/proto/test_rpc.c, tests/proto/test_rpc_async.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
 #include <stdarg.h>
