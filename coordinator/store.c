@@ -64,11 +64,11 @@ static const char *const w_sql[W_COUNT] = {
     [W_SAVEPOINT] = "SAVEPOINT one_job",
     [W_RELEASE] = "RELEASE one_job",
     [W_ROLLBACK_TO] = "ROLLBACK TO one_job",
-    [W_INSERT_JOB] = "INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
-                     "submitter, idempotency_key, submitted_at, reason) "
-                     "VALUES(?,?,?,?,?,?,?,?,?,'submitted')",
-    [W_INSERT_EVENT] = "INSERT INTO job_events(job_id, from_state, to_state, reason, at) "
-                       "VALUES(?,?,?,?,?)",
+    [W_INSERT_JOB] = ("INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
+                      "submitter, idempotency_key, submitted_at, reason) "
+                      "VALUES(?,?,?,?,?,?,?,?,?,'submitted')"),
+    [W_INSERT_EVENT] = ("INSERT INTO job_events(job_id, from_state, to_state, reason, at) "
+                        "VALUES(?,?,?,?,?)"),
     [W_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?",
     [W_DATA_VERSION] = "PRAGMA data_version",
 };
