@@ -963,7 +963,7 @@ shoal_status shoal_store_job_events(shoal_store *store, uint64_t id, int64_t aft
             r = SHOAL_ERR_IO;
         }
     }
-    kept_done(s);
+    sqlite3_finalize(s);
     reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
