@@ -7,7 +7,7 @@
  * shoal_protoc_c() plugs in. A method is described once (shoal_rpc_method: path, kind,
  * request/response descriptors, validator, size cap) and used by both sides.
  *
- * Server threading model: a few internal threads (cq_threads, default 2) drive one completion
+ * Server threading model: a few internal threads (cq_threads, default 1) drive one completion
  * queue (accept calls, check auth, read and decode the first request, send final statuses).
  * Handlers never run on them: each accepted, decoded and validated call is handed to a small worker
  * pool that grows on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block

@@ -3,19 +3,19 @@
  *
  * Why this shape (research/infra.md §2): gRPC core has no generated service code for C, so
  * calls are taken with the generic grpc_server_request_call and routed by method path. The
- * completion-queue threads (cq_threads, default 2: on a small busy host one preempted poller
- * would otherwise stall every call) do everything that must not block: accept, auth, first read and
- * decode, final status. Handlers run on pool threads so they may block; their sends and
- * receives start a batch and wait on the call's condition variable until the CQ thread sees
- * the completion. Exception: a unary method flagged SHOAL_RPC_INLINE (short reads such as
- * GetJob) runs its handler on the CQ thread right after the request decodes; a unary handler
- * never waits on the CQ (its reply is buffered until the final status), so it cannot deadlock,
- * and skipping the pool saves two context switches per call. A call is freed by whichever side
- * observes "no batch pending and no worker holds it", under the call's mutex, so there is exactly
- * one free. RECV_CLOSE_ON_SERVER is started first on every call and completes only when the call is
- * over, which is what makes "no batch pending" mean "finished". Shutdown:
- * grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish; then
- * grpc_server_cancel_all_calls; once the shutdown tag has fired and every call is freed, the
+ * completion-queue threads (cq_threads, default 1; more let calls go on while one poller is
+ * preempted or stuck in a slow inline handler, but cost switches on a 2-core host) do
+ * everything that must not block: accept, auth, first read and decode, final status. Handlers run
+ * on pool threads so they may block; their sends and receives start a batch and wait on the call's
+ * condition variable until the CQ thread sees the completion. Exception: a unary method flagged
+ * SHOAL_RPC_INLINE (short reads such as GetJob) runs its handler on the CQ thread right after the
+ * request decodes; a unary handler never waits on the CQ (its reply is buffered until the final
+ * status), so it cannot deadlock, and skipping the pool saves two context switches per call. A call
+ * is freed by whichever side observes "no batch pending and no worker holds it", under the call's
+ * mutex, so there is exactly one free. RECV_CLOSE_ON_SERVER is started first on every call and
+ * completes only when the call is over, which is what makes "no batch pending" mean "finished".
+ * Shutdown: grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish;
+ * then grpc_server_cancel_all_calls; once the shutdown tag has fired and every call is freed, the
  * first CQ thread to see it destroys the server and shuts the queue down, and every CQ thread
  * drains the queue until gRPC reports it shut down. Two events of one call may run on two CQ
  * threads at once: both take the call's mutex, and only the one that leaves it with no batch

@@ -8,7 +8,7 @@
  * every submitted job stays QUEUED: the figures measure the control plane, not mpirun. Each
  * client has its own channel. Label bench (not run in CI).
  * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get|submit]
- *        [--client threads|async|both]
+ *        [--client threads|async|both] [--cq-threads N]
  *        (run via bench/coordinator/run.sh; --only get: GetJob alone after one 8-client
  *        SubmitJob pass that fills the store; --only submit: SubmitJob alone; for profiling)
  */
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/limits.h"
 #include "common/timeutil.h"
 #include "common/version.h"
 #include "coordinator/api.h"
@@ -204,6 +205,10 @@ int main(int argc, char **argv) {
     int ops = 4000, sbatch_ops = 192, get_only = 0, submit_only = 0, use_threads = 1, use_async = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--ops") == 0) ops = atoi(argv[i + 1]);
+        /* the server's completion-queue threads (limit rpc_cq_threads) */
+        if (strcmp(argv[i], "--cq-threads") == 0 &&
+            shoal_limit_set(SHOAL_LIMIT_RPC_CQ_THREADS, (uint64_t)atoi(argv[i + 1])) != SHOAL_OK)
+            return 2;
         if (strcmp(argv[i], "--client") == 0) {
             use_threads = strcmp(argv[i + 1], "async") != 0;
             use_async = strcmp(argv[i + 1], "threads") != 0;

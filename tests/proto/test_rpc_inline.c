@@ -336,6 +336,13 @@ static void test_shutdown_drains(void) {
     fprintf(stderr, "  cancelled a stuck inline call after the grace: %.3f s\n", dt);
 }
 
+/* The same shutdown paths with two completion-queue threads: one of them claims the destroy. */
+static void test_shutdown_drains_two_cq(void) {
+    cq_threads = 2;
+    test_shutdown_drains();
+    cq_threads = 1;
+}
+
 int main(void) {
     const char *lvl = getenv("SHOAL_LOG_LEVEL");
     shoal_log_set_level(lvl ? (shoal_log_level)shoal_log_parse_level(lvl) : SHOAL_LOG_ERROR);
@@ -348,5 +355,6 @@ int main(void) {
     }
     TEST_RUN(test_two_cq_threads);
     TEST_RUN(test_shutdown_drains);
+    TEST_RUN(test_shutdown_drains_two_cq);
     return TEST_EXIT();
 }
