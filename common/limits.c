@@ -29,6 +29,7 @@ static const shoal_limit_info table[SHOAL_LIMIT_COUNT] = {
     [SHOAL_LIMIT_JOB_LOG_LINES] = {"job_log_lines", 20000, 10000000},
     [SHOAL_LIMIT_JOB_LOG_LINE_BYTES] = {"job_log_line_bytes", 4096, 1u << 20},
     [SHOAL_LIMIT_PENDING_JOBS] = {"pending_jobs", 100000, 10000000},
+    [SHOAL_LIMIT_RPC_CQ_THREADS] = {"rpc_cq_threads", 1, 64},
 };
 
 static _Atomic uint64_t current[SHOAL_LIMIT_COUNT];

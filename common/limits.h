@@ -158,6 +158,11 @@ typedef enum {
     /* Jobs not yet finished (QUEUED/STARTING/RUNNING) the coordinator accepts before refusing
      * submissions with LIMIT: keeps scheduling passes bounded. Default 100k, ceiling 10M. */
     SHOAL_LIMIT_PENDING_JOBS,
+    /* Threads polling one RPC server's completion queue (accept, decode, inline handlers,
+     * final statuses). 1 by default: on the 2-core coordinator host a second one cost ~30% of
+     * GetJob throughput with 64 calls in flight (docs/BENCHMARKS.md); bigger hosts may raise
+     * it, so a preempted poller no longer stalls every call. Ceiling 64. */
+    SHOAL_LIMIT_RPC_CQ_THREADS,
     SHOAL_LIMIT_COUNT
 } shoal_limit_id;
 

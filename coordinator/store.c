@@ -32,12 +32,58 @@ typedef struct ins_req {
 typedef struct {
     sqlite3 *db;
     pthread_mutex_t mu;
-    sqlite3_stmt *get; /* SELECT JOB_COLS ... WHERE id = ?, prepared once */
+    sqlite3_stmt *get;    /* SELECT JOB_COLS ... WHERE id = ?, prepared once */
+    sqlite3_stmt *queue1; /* the scheduler's one-state queue page, prepared on first use */
+    sqlite3_stmt *hosts;  /* the host list (read on every scheduling pass), likewise */
 } reader;
+
+/* Statements of the submit path on the writer connection, prepared once (SQLITE_PREPARE_
+ * PERSISTENT) instead of per call: parsing them was ~15% of the CPU of a 1-client SubmitJob
+ * run. Used under store->mu only; each is reset right after its step. */
+enum {
+    W_SYNC_FULL,
+    W_SYNC_NORMAL,
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_INSERT_JOB,
+    W_INSERT_EVENT,
+    W_FIND_KEY,
+    W_DATA_VERSION,
+    W_COUNT
+};
+static const char *const w_sql[W_COUNT] = {
+    [W_SYNC_FULL] = "PRAGMA synchronous=FULL",
+    [W_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT one_job",
+    [W_RELEASE] = "RELEASE one_job",
+    [W_ROLLBACK_TO] = "ROLLBACK TO one_job",
+    [W_INSERT_JOB] = ("INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
+                      "submitter, idempotency_key, submitted_at, reason) "
+                      "VALUES(?,?,?,?,?,?,?,?,?,'submitted')"),
+    [W_INSERT_EVENT] = ("INSERT INTO job_events(job_id, from_state, to_state, reason, at) "
+                        "VALUES(?,?,?,?,?)"),
+    [W_FIND_KEY] = "SELECT id FROM jobs WHERE idempotency_key = ?",
+    [W_DATA_VERSION] = "PRAGMA data_version",
+};
 
 struct shoal_store {
     sqlite3 *db;
     pthread_mutex_t mu;
+    sqlite3_stmt *w[W_COUNT]; /* under mu; see w_sql */
+    /* Active (queued/starting/running) jobs, for the pending-jobs limit: counting them through
+     * the index costs O(active) per group commit, so the count is kept across commits while it
+     * is known to be exact: this connection invalidates it when a job leaves the active states
+     * (or a batch fails), and PRAGMA data_version catches commits by any other connection. */
+    int64_t active;
+    int active_valid;
+    int64_t active_dv; /* data_version when active was counted */
     char path[SHOAL_MAX_PATH];
     /* group commit of job inserts: submitters queue here; one of them (the leader) commits
      * everything queued in one transaction with one fsync, then wakes the others */
@@ -173,6 +219,31 @@ static shoal_status step_done(shoal_store *store, sqlite3_stmt *s, const char *w
     return SHOAL_OK;
 }
 
+/* The writer's cached statement i (store->mu held), prepared on first use. NULL on error
+ * (logged). The caller binds, steps and then calls w_done. */
+static sqlite3_stmt *w_get(shoal_store *store, int i) {
+    if (!store->w[i] && sqlite3_prepare_v3(store->db, w_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                           &store->w[i], NULL) != SQLITE_OK) {
+        sql_err(store, w_sql[i]);
+        store->w[i] = NULL;
+    }
+    return store->w[i];
+}
+
+static void w_done(sqlite3_stmt *s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Run cached statement i (no rows, no binds) to completion. */
+static shoal_status w_exec(shoal_store *store, int i) {
+    sqlite3_stmt *s = w_get(store, i);
+    if (!s) return SHOAL_ERR_IO;
+    shoal_status r = step_done(store, s, w_sql[i]);
+    w_done(s);
+    return r;
+}
+
 static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col) {
     const unsigned char *t = sqlite3_column_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -267,6 +338,24 @@ static shoal_status prep_rd(shoal_store *store, reader *rd, const char *sql, sql
     return SHOAL_ERR_IO;
 }
 
+/* A statement of the reader kept in *slot, prepared on first use (rd locked). The caller
+ * resets it (and clears its bindings) before reader_put. */
+static shoal_status kept_rd(shoal_store *store, reader *rd, const char *sql, sqlite3_stmt **slot) {
+    if (*slot) return SHOAL_OK;
+    if (sqlite3_prepare_v3(rd->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) == SQLITE_OK)
+        return SHOAL_OK;
+    SHOAL_LOG_ERROR("%s: prepare: %s", store->path, sqlite3_errmsg(rd->db));
+    *slot = NULL;
+    return SHOAL_ERR_IO;
+}
+
+/* Done with a kept statement: end its read transaction and drop its bindings. */
+static void kept_done(sqlite3_stmt *s) {
+    if (!s) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
 shoal_status shoal_store_open(const char *path, shoal_store **out) {
     *out = NULL;
     shoal_store *store = calloc(1, sizeof *store);
@@ -313,9 +402,13 @@ void shoal_store_close(shoal_store *store) {
     /* readers first: the last connection to close checkpoints the WAL */
     for (int i = 0; i < N_READERS; i++) {
         sqlite3_finalize(store->rd[i].get);
+        sqlite3_finalize(store->rd[i].queue1);
+        sqlite3_finalize(store->rd[i].hosts);
         if (store->rd[i].db) sqlite3_close_v2(store->rd[i].db);
         pthread_mutex_destroy(&store->rd[i].mu);
     }
+    for (int i = 0; i < W_COUNT; i++)
+        sqlite3_finalize(store->w[i]);
     if (store->db) sqlite3_close_v2(store->db);
     pthread_cond_destroy(&store->gcv);
     pthread_mutex_destroy(&store->gmu);
@@ -335,18 +428,15 @@ int shoal_store_schema_version(shoal_store *store) {
 
 static shoal_status insert_event(shoal_store *store, uint64_t id, int from, int to,
                                  const char *reason, double at) {
-    sqlite3_stmt *s = NULL;
-    SHOAL_CHECK(prep(store,
-                     "INSERT INTO job_events(job_id, from_state, to_state, reason, at) "
-                     "VALUES(?,?,?,?,?)",
-                     &s));
+    sqlite3_stmt *s = w_get(store, W_INSERT_EVENT);
+    if (!s) return SHOAL_ERR_IO;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
     sqlite3_bind_int(s, 2, from);
     sqlite3_bind_int(s, 3, to);
     sqlite3_bind_text(s, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(s, 5, at);
     shoal_status r = step_done(store, s, "insert job event");
-    sqlite3_finalize(s);
+    w_done(s);
     return r;
 }
 
@@ -371,13 +461,13 @@ static shoal_status count_locked(shoal_store *store, unsigned mask, int64_t *n) 
 }
 
 static shoal_status find_by_key(shoal_store *store, const char *key, uint64_t *id) {
-    sqlite3_stmt *s = NULL;
     *id = 0;
-    SHOAL_CHECK(prep(store, "SELECT id FROM jobs WHERE idempotency_key = ?", &s));
+    sqlite3_stmt *s = w_get(store, W_FIND_KEY);
+    if (!s) return SHOAL_ERR_IO;
     sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) *id = (uint64_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    w_done(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_err(store, "look up idempotency key");
     return SHOAL_OK;
 }
@@ -402,13 +492,10 @@ static shoal_status insert_one_locked(shoal_store *store, ins_req *q, int64_t *a
                   "try again later",
                   store->path, (long long)*active,
                   (unsigned long long)shoal_limit(SHOAL_LIMIT_PENDING_JOBS));
-    SHOAL_CHECK(exec(store, "SAVEPOINT one_job"));
+    SHOAL_CHECK(w_exec(store, W_SAVEPOINT));
     in_sp = 1;
-    SHOAL_CHECK_GOTO(prep(store,
-                          "INSERT INTO jobs(name, spec, state, priority, ranks, gpus_per_rank, "
-                          "submitter, idempotency_key, submitted_at, reason) "
-                          "VALUES(?,?,?,?,?,?,?,?,?,'submitted')",
-                          &ins));
+    ins = w_get(store, W_INSERT_JOB);
+    SHOAL_REQUIRE_GOTO(ins, SHOAL_ERR_IO, "%s: cannot prepare the job insert", store->path);
     const shoal_job_spec *spec = q->spec;
     sqlite3_bind_text(ins, 1, spec->name ? spec->name : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 2, q->json, -1, SQLITE_STATIC);
@@ -425,14 +512,31 @@ static shoal_status insert_one_locked(shoal_store *store, ins_req *q, int64_t *a
     SHOAL_CHECK_GOTO(step_done(store, ins, "insert job"));
     uint64_t new_id = (uint64_t)sqlite3_last_insert_rowid(store->db);
     SHOAL_CHECK_GOTO(insert_event(store, new_id, 0, SHOAL_JOB_QUEUED, "submitted", now));
-    SHOAL_CHECK_GOTO(exec(store, "RELEASE one_job"));
+    SHOAL_CHECK_GOTO(w_exec(store, W_RELEASE));
     in_sp = 0;
     q->id = new_id; /* not yet acknowledged: the batch's COMMIT publishes it */
     (*active)++;
 cleanup:
-    sqlite3_finalize(ins);
-    if (in_sp) exec(store, "ROLLBACK TO one_job; RELEASE one_job");
+    if (ins) w_done(ins); /* the STATIC binds must not outlive this call */
+    if (in_sp && w_exec(store, W_ROLLBACK_TO) == SHOAL_OK) w_exec(store, W_RELEASE);
     return st;
+}
+
+/* The active-jobs count inside the leader's transaction: the kept one while it is exact,
+ * else counted again through the index. */
+static shoal_status active_locked(shoal_store *store, int64_t *active) {
+    sqlite3_stmt *v = w_get(store, W_DATA_VERSION);
+    if (!v) return SHOAL_ERR_IO;
+    int64_t dv = sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int64(v, 0) : -1;
+    w_done(v);
+    if (dv < 0) return sql_err(store, "read data_version");
+    if (!store->active_valid || dv != store->active_dv) {
+        SHOAL_CHECK(count_locked(store, SHOAL_JOB_STATES_ACTIVE, &store->active));
+        store->active_valid = 1;
+        store->active_dv = dv;
+    }
+    *active = store->active;
+    return SHOAL_OK;
 }
 
 /* The leader's work: every queued insert in one BEGIN IMMEDIATE ... COMMIT under
@@ -442,26 +546,30 @@ static void commit_batch(shoal_store *store, ins_req *batch) {
     int64_t active = 0;
     lock(store);
     /* FULL for this commit only: the ids we return must survive a power cut too. */
-    shoal_status st = exec(store, "PRAGMA synchronous=FULL");
-    if (st == SHOAL_OK) st = exec(store, "BEGIN IMMEDIATE");
+    shoal_status st = w_exec(store, W_SYNC_FULL);
+    if (st == SHOAL_OK) st = w_exec(store, W_BEGIN);
     if (st == SHOAL_OK) {
-        st = count_locked(store, SHOAL_JOB_STATES_ACTIVE, &active);
-        if (st != SHOAL_OK) exec(store, "ROLLBACK");
+        st = active_locked(store, &active);
+        if (st != SHOAL_OK) w_exec(store, W_ROLLBACK);
     }
     if (st == SHOAL_OK) {
         double now = shoal_wall_s();
         for (ins_req *q = batch; q; q = q->next) q->st = insert_one_locked(store, q, &active, now);
-        if (exec(store, "COMMIT") != SHOAL_OK) {
-            exec(store, "ROLLBACK");
+        if (w_exec(store, W_COMMIT) != SHOAL_OK) {
+            w_exec(store, W_ROLLBACK);
             st = SHOAL_ERR_IO;
         }
     }
-    if (st != SHOAL_OK)
+    if (st == SHOAL_OK) {
+        store->active = active; /* our own commit leaves data_version as it was */
+    } else {
+        store->active_valid = 0;
         for (ins_req *q = batch; q; q = q->next) {
             if (q->st == SHOAL_OK) q->st = st;
             q->id = 0;
         }
-    exec(store, "PRAGMA synchronous=NORMAL");
+    }
+    w_exec(store, W_SYNC_NORMAL);
     unlock(store);
 }
 
@@ -639,6 +747,7 @@ cleanup:
     sqlite3_finalize(q);
     sqlite3_finalize(u);
     if (in_tx) exec(store, "ROLLBACK");
+    if (shoal_job_state_terminal(to)) store->active_valid = 0; /* one active job fewer */
     unlock(store);
     return st;
 }
@@ -781,14 +890,18 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
     for (int st = SHOAL_JOB_QUEUED; st <= SHOAL_JOB_CANCELLED; st++)
         if (state_mask == SHOAL_JOB_STATE_BIT(st)) one_state = st;
     reader *rd = reader_get(store);
-    /* One state (the scheduler's case): the jobs_queue index yields the rows in order, so a
-     * page costs its own rows, not a scan and sort of every job ever submitted. */
-    shoal_status r = prep_rd(store, rd,
-                             one_state ? "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
-                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3"
-                                       : "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
+    /* One state (the scheduler's case, on every pass, so its statement is kept): the
+     * jobs_queue index yields the rows in order, so a page costs its own rows, not a scan and
+     * sort of every job ever submitted. */
+    shoal_status r = one_state ? kept_rd(store, rd,
+                                         "SELECT " JOB_COLS " FROM jobs WHERE state = ?4 "
+                                         "ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
+                                         &rd->queue1)
+                               : prep_rd(store, rd,
+                                         "SELECT " JOB_COLS " FROM jobs WHERE ((1 << state) & "
                                          "?1) != 0 ORDER BY priority DESC, id LIMIT ?2 OFFSET ?3",
-                             &s);
+                                         &s);
+    if (one_state) s = rd->queue1;
     if (r == SHOAL_OK) {
         if (!one_state) sqlite3_bind_int64(s, 1, state_mask);
         sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
@@ -796,7 +909,10 @@ shoal_status shoal_store_job_queue(shoal_store *store, unsigned state_mask, int 
         if (one_state) sqlite3_bind_int(s, 4, one_state);
         r = collect(store, rd->db, s, out, n);
     }
-    sqlite3_finalize(s);
+    if (one_state)
+        kept_done(s);
+    else
+        sqlite3_finalize(s);
     reader_put(rd);
     return r;
 }
@@ -997,9 +1113,12 @@ shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n)
     sqlite3_stmt *s = NULL;
     shoal_host *v = NULL;
     int cnt = 0, cap = 0, rc = SQLITE_DONE;
-    lock(store);
-    shoal_status r =
-        prep(store, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name", &s);
+    /* a read connection: the scheduler lists hosts on every pass, and must not wait for the
+     * writer's lock while a group commit syncs */
+    reader *rd = reader_get(store);
+    shoal_status r = kept_rd(
+        store, rd, "SELECT name, addr, cpu_slots, gpus FROM hosts ORDER BY name", &rd->hosts);
+    s = rd->hosts;
     if (r == SHOAL_OK) {
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             if (cnt == cap) {
@@ -1017,10 +1136,13 @@ shoal_status shoal_store_host_list(shoal_store *store, shoal_host **out, int *n)
             v[cnt].gpus = sqlite3_column_int(s, 3);
             cnt++;
         }
-        if (r == SHOAL_OK && rc != SQLITE_DONE) r = sql_err(store, "list hosts");
+        if (r == SHOAL_OK && rc != SQLITE_DONE) {
+            SHOAL_LOG_ERROR("%s: list hosts: %s", store->path, sqlite3_errmsg(rd->db));
+            r = SHOAL_ERR_IO;
+        }
     }
-    sqlite3_finalize(s);
-    unlock(store);
+    kept_done(s);
+    reader_put(rd);
     if (r != SHOAL_OK) {
         free(v);
         return r;

@@ -16,14 +16,17 @@
  * list of migrations; a database written by a newer shoal is refused rather than guessed at.
  * Writes are serialised by one mutex around one connection; reads of jobs (get, list, queue,
  * events) go to a small pool of read connections, which WAL lets run beside the writer, so
- * GetJob never waits for a commit's fsync. The coordinator thread owns the store, RPC threads
+ * GetJob never waits for a commit's fsync. The submit path's statements are prepared once, and
+ * the active-jobs count behind the pending-jobs limit is kept between group commits while it
+ * is provably exact (PRAGMA data_version; terminal transitions), not recounted per commit. The coordinator thread owns the store, RPC threads
  * may call it too, and SQLite's busy timeout covers other processes (the CLI opening it
  * read-only, say). Logs are bounded per job (SHOAL_LIMIT_JOB_LOG_LINES):
  * the oldest lines are dropped first.
  * Tested by tests/coordinator/test_store.c: transitions, illegal ones refused, 8 threads x 125
  * submits (grouped into fewer commits), SIGKILL of a writer mid-stream and of 8 concurrent
  * group-committing submitters right after acknowledgements, then reopen; one idempotency key
- * and the pending-jobs limit under concurrent submitters, log bounds, migrations, hosts, models.
+ * and the pending-jobs limit under concurrent submitters and across two connections, log
+ * bounds, migrations, hosts, models.
  */
 #ifndef SHOAL_COORDINATOR_STORE_H
 #define SHOAL_COORDINATOR_STORE_H

@@ -7,15 +7,16 @@
  * shoal_protoc_c() plugs in. A method is described once (shoal_rpc_method: path, kind,
  * request/response descriptors, validator, size cap) and used by both sides.
  *
- * Server threading model: one internal thread drives the completion queue (accepts calls,
- * checks auth, reads and decodes the first request, sends final statuses). Handlers never run
- * on it: each accepted, decoded and validated call is handed to a small worker pool that grows
- * on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block (sleep, wait
- * for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv block that
- * worker until gRPC completes the operation. The auth callback runs on the completion-queue
- * thread and must be quick and thread-safe with respect to the rest of the program. Methods
- * flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers run on the
- * completion-queue thread itself, with no hand-off.
+ * Server threading model: a few internal threads (cq_threads, default 1) drive one completion
+ * queue (accept calls, check auth, read and decode the first request, send final statuses).
+ * Handlers never run on them: each accepted, decoded and validated call is handed to a small worker
+ * pool that grows on demand up to SHOAL_LIMIT_RPC_HANDLER_THREADS. A handler may therefore block
+ * (sleep, wait for the coordinator's state thread, stream for minutes); shoal_rpc_call_send/recv
+ * block that worker until gRPC completes the operation. The auth callback runs on the
+ * completion-queue thread and must be quick and thread-safe with respect to the rest of the
+ * program. Methods flagged SHOAL_RPC_INLINE (short unary reads) are the exception: their handlers
+ * run on a completion-queue thread itself, with no hand-off (so they must be thread-safe, like any
+ * handler, and must not block).
  *
  * Hostile input: every request is size-checked (per-method cap, else the server's message cap),
  * unpacked with protobuf-c, checked generically (required fields, enum values known to the
@@ -31,7 +32,9 @@
  *
  * Tested by tests/proto/test_rpc.c (loopback: unary, streams both ways, deadlines, status
  * mapping, oversize/garbage requests, bearer tokens, 8x100 concurrent calls, draining
- * shutdown), tests/proto/test_rpc_tls.c (TLS, mTLS refusals: no cert, other CA, expired; CN),
+ * shutdown), tests/proto/test_rpc_inline.c (inline handlers, one and two CQ threads),
+ * tests/proto/test_rpc_async.c (many calls in flight from one thread),
+ * tests/proto/test_rpc_tls.c (TLS, mTLS refusals: no cert, other CA, expired; CN),
  * tests/proto/test_rpc_decode.c and tests/fuzz/fuzz_rpc_decode.c (decode + validate path).
  */
 #ifndef SHOAL_PROTO_RPC_H
@@ -184,6 +187,7 @@ typedef struct {
     void *auth_user;
     size_t max_message_bytes; /* send and receive cap; 0: SHOAL_LIMIT_RPC_MESSAGE_BYTES */
     int max_threads;          /* handler pool cap; 0: SHOAL_LIMIT_RPC_HANDLER_THREADS */
+    int cq_threads;           /* completion-queue threads; 0: SHOAL_LIMIT_RPC_CQ_THREADS */
     int drain_ms;             /* shutdown grace for in-flight calls; 0: 5000 */
 } shoal_rpc_server_config;
 
@@ -299,5 +303,40 @@ shoal_status shoal_rpc_stream_finish(shoal_rpc_stream *s, ProtobufCMessage **res
 const shoal_rpc_result *shoal_rpc_stream_result(const shoal_rpc_stream *s);
 /* Free a stream; one still open is cancelled first. NULL is a no-op. */
 void shoal_rpc_stream_free(shoal_rpc_stream *s);
+
+/* ---- client: many unary calls in flight from one thread ---- */
+
+/* A completion queue of unary calls on one client: start up to max_outstanding calls without
+ * waiting, then collect them as they finish, in any order. One thread drives a handle (it is
+ * not thread-safe); several handles may share a client. This is gRPC's "async client,
+ * outstanding RPCs per channel" shape: load generators and fan-out callers keep N calls in
+ * flight without N threads. */
+typedef struct shoal_rpc_async shoal_rpc_async;
+
+/* One finished call, as shoal_rpc_async_next hands it back. */
+typedef struct {
+    void *user;              /* as given to shoal_rpc_async_start */
+    shoal_status status;     /* as shoal_rpc_client_unary would have returned */
+    ProtobufCMessage *resp;  /* on SHOAL_OK: the decoded, validated reply (caller frees with
+                                shoal_rpc_msg_free); else NULL */
+    shoal_rpc_result result; /* the server's code and details */
+} shoal_rpc_async_done;
+
+/* max_outstanding: 1..SHOAL_LIMIT_RPC_INFLIGHT_CALLS (LIMIT otherwise). The client must
+ * outlive the handle. */
+shoal_status shoal_rpc_async_new(shoal_rpc_client *cli, int max_outstanding, shoal_rpc_async **out);
+/* Start a unary call (req is packed before this returns); timeout_ms <= 0: the client's
+ * default. Does not block. LIMIT when max_outstanding calls are already in flight;
+ * INVALID_ARG for a method that is not unary or a request of the wrong type. */
+shoal_status shoal_rpc_async_start(shoal_rpc_async *a, const shoal_rpc_method *m,
+                                   const ProtobufCMessage *req, int timeout_ms, void *user);
+/* Wait up to timeout_ms (<= 0: forever; each call has its own deadline) for one call to
+ * finish and fill *done with it: SHOAL_OK then, whatever the call's own status (in
+ * done->status). TIMEOUT when none finished in time, INVALID_ARG when none is in flight. */
+shoal_status shoal_rpc_async_next(shoal_rpc_async *a, int timeout_ms, shoal_rpc_async_done *done);
+/* Calls started and not yet collected. */
+int shoal_rpc_async_outstanding(const shoal_rpc_async *a);
+/* Cancel the calls still in flight, wait for their completions, free. NULL is a no-op. */
+void shoal_rpc_async_free(shoal_rpc_async *a);
 
 #endif

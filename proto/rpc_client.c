@@ -8,7 +8,10 @@
  * early (a refused message, auth), a pending SEND_MESSAGE would otherwise never complete, so
  * waiting for any op also watches for the status and cancels the call once it is in. Responses
  * go through the same decode + check + validate path as requests do on the server.
- * Tested by tests/proto/test_rpc.c and tests/proto/test_rpc_tls.c.
+ * shoal_rpc_async_* keeps many unary calls in flight on one completion queue that one thread
+ * drives (each call one six-op batch, its slot the tag): load generators and fan-out without a
+ * thread per call.
+ * Tested by tests/proto/test_rpc.c, tests/proto/test_rpc_async.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
 #include <stdarg.h>
@@ -570,4 +573,187 @@ void shoal_rpc_stream_free(shoal_rpc_stream *s) {
         grpc_completion_queue_destroy(s->cq);
     }
     free(s);
+}
+
+/* ---- public: many unary calls in flight from one thread ---- */
+
+/* One call in flight; its address is the batch tag. Everything a batch points at lives here
+ * until the completion: gRPC reads the metadata and the send buffer while the batch runs. */
+typedef struct async_slot {
+    grpc_call *call;
+    grpc_byte_buffer *send, *recv;
+    grpc_metadata md;
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code code;
+    grpc_slice det;
+    const shoal_rpc_method *m;
+    void *user;
+    struct async_slot *next_free;
+} async_slot;
+
+struct shoal_rpc_async {
+    shoal_rpc_client *cli;
+    grpc_completion_queue *cq;
+    async_slot *slots, *free_list;
+    int cap, outstanding;
+};
+
+shoal_status shoal_rpc_async_new(shoal_rpc_client *cli, int max_outstanding,
+                                 shoal_rpc_async **out) {
+    SHOAL_REQUIRE(out, SHOAL_ERR_INVALID_ARG, "rpc async: no output pointer");
+    *out = NULL;
+    SHOAL_REQUIRE(cli, SHOAL_ERR_INVALID_ARG, "rpc async: no client");
+    uint64_t cap = shoal_limit(SHOAL_LIMIT_RPC_INFLIGHT_CALLS);
+    SHOAL_REQUIRE(max_outstanding >= 1 && (uint64_t)max_outstanding <= cap, SHOAL_ERR_LIMIT,
+                  "rpc async: %d calls in flight, want 1..%llu (rpc_inflight_calls)",
+                  max_outstanding, (unsigned long long)cap);
+    shoal_rpc_async *a = calloc(1, sizeof *a);
+    async_slot *slots = calloc((size_t)max_outstanding, sizeof *slots);
+    if (!a || !slots) {
+        free(a);
+        free(slots);
+        SHOAL_LOG_ERROR("rpc async: out of memory for %d call slots", max_outstanding);
+        return SHOAL_ERR_NOMEM;
+    }
+    a->cli = cli;
+    a->slots = slots;
+    a->cap = max_outstanding;
+    for (int i = max_outstanding - 1; i >= 0; i--) {
+        slots[i].next_free = a->free_list;
+        a->free_list = &slots[i];
+    }
+    a->cq = grpc_completion_queue_create_for_next(NULL);
+    *out = a;
+    return SHOAL_OK;
+}
+
+int shoal_rpc_async_outstanding(const shoal_rpc_async *a) {
+    return a ? a->outstanding : 0;
+}
+
+/* Release what a finished (or never started) call holds and put its slot back. */
+static void slot_release(shoal_rpc_async *a, async_slot *s) {
+    if (s->call) grpc_call_unref(s->call);
+    if (s->send) grpc_byte_buffer_destroy(s->send);
+    if (s->recv) grpc_byte_buffer_destroy(s->recv);
+    grpc_slice_unref(s->det);
+    grpc_metadata_array_destroy(&s->init_md);
+    grpc_metadata_array_destroy(&s->trail_md);
+    memset(s, 0, sizeof *s);
+    s->next_free = a->free_list;
+    a->free_list = s;
+}
+
+shoal_status shoal_rpc_async_start(shoal_rpc_async *a, const shoal_rpc_method *m,
+                                   const ProtobufCMessage *req, int timeout_ms, void *user) {
+    SHOAL_REQUIRE(a, SHOAL_ERR_INVALID_ARG, "rpc async: start without a handle");
+    SHOAL_CHECK(check_call(a->cli, m, SHOAL_RPC_UNARY, req));
+    SHOAL_REQUIRE(req, SHOAL_ERR_INVALID_ARG, "rpc async: %s without a request", m->path);
+    SHOAL_REQUIRE(a->free_list, SHOAL_ERR_LIMIT,
+                  "rpc async: %s: already %d calls in flight (the handle's maximum); collect "
+                  "one with shoal_rpc_async_next first",
+                  m->path, a->cap);
+    async_slot *s = a->free_list;
+    a->free_list = s->next_free;
+    s->next_free = NULL;
+    s->m = m;
+    s->user = user;
+    s->code = GRPC_STATUS_UNKNOWN;
+    s->det = grpc_empty_slice();
+    grpc_metadata_array_init(&s->init_md);
+    grpc_metadata_array_init(&s->trail_md);
+    shoal_status st = shoal_rpc_pack(req, a->cli->max_msg, &s->send);
+    if (st != SHOAL_OK) {
+        slot_release(a, s);
+        return st;
+    }
+    grpc_slice method = grpc_slice_from_copied_string(m->path);
+    s->call = grpc_channel_create_call(
+        a->cli->ch, NULL, GRPC_PROPAGATE_DEFAULTS, a->cq, method, NULL,
+        shoal_rpc_deadline(timeout_ms > 0 ? timeout_ms : a->cli->timeout_ms), NULL);
+    grpc_slice_unref(method);
+    if (!s->call) {
+        slot_release(a, s);
+        SHOAL_LOG_ERROR("%s: cannot create a call", m->path);
+        return SHOAL_ERR_INTERNAL;
+    }
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    initial_md_op(a->cli, &ops[0], &s->md);
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = s->send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &s->recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &s->trail_md;
+    ops[5].data.recv_status_on_client.status = &s->code;
+    ops[5].data.recv_status_on_client.status_details = &s->det;
+    grpc_call_error e = grpc_call_start_batch(s->call, ops, 6, s, NULL);
+    if (e != GRPC_CALL_OK) {
+        SHOAL_LOG_ERROR("%s: grpc_call_start_batch failed: %s", m->path,
+                        grpc_call_error_to_string(e));
+        slot_release(a, s);
+        return SHOAL_ERR_INTERNAL;
+    }
+    a->outstanding++;
+    return SHOAL_OK;
+}
+
+shoal_status shoal_rpc_async_next(shoal_rpc_async *a, int timeout_ms, shoal_rpc_async_done *done) {
+    SHOAL_REQUIRE(a && done, SHOAL_ERR_INVALID_ARG, "rpc async: next without a handle/result");
+    memset(done, 0, sizeof *done);
+    SHOAL_REQUIRE(a->outstanding > 0, SHOAL_ERR_INVALID_ARG,
+                  "rpc async: next with no call in flight");
+    grpc_event ev = grpc_completion_queue_next(a->cq, shoal_rpc_deadline(timeout_ms), NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) return SHOAL_ERR_TIMEOUT;
+    SHOAL_REQUIRE(ev.type == GRPC_OP_COMPLETE, SHOAL_ERR_INTERNAL,
+                  "rpc async: completion queue shut down with %d calls in flight", a->outstanding);
+    async_slot *s = ev.tag;
+    a->outstanding--;
+    done->user = s->user;
+    /* Like the blocking unary call: the status batch always completes with the call's status,
+     * whatever ev.success says (a cancelled or unreachable call has a status too). */
+    done->result.code = (int)s->code;
+    shoal_rpc_slice_to_str(s->det, done->result.details, sizeof done->result.details);
+    shoal_status st = shoal_rpc_status_from_code((int)s->code);
+    if (st != SHOAL_OK) {
+        SHOAL_LOG_DEBUG("%s on %s: %s: %s", s->m->path, a->cli->target, shoal_rpc_code_str(s->code),
+                        done->result.details);
+    } else if (!s->recv) {
+        snprintf(done->result.details, sizeof done->result.details,
+                 "server sent OK without a reply");
+        done->result.code = SHOAL_RPC_INTERNAL;
+        st = SHOAL_ERR_PROTOCOL;
+    } else {
+        st = decode_reply(a->cli, s->m, s->recv, &done->resp, &done->result);
+    }
+    done->status = st;
+    slot_release(a, s);
+    return SHOAL_OK;
+}
+
+void shoal_rpc_async_free(shoal_rpc_async *a) {
+    if (!a) return;
+    /* cancel what is still in flight, then collect each completion before the queue goes */
+    for (int i = 0; i < a->cap; i++)
+        if (a->slots[i].call) grpc_call_cancel(a->slots[i].call, NULL);
+    while (a->outstanding > 0) {
+        grpc_event ev =
+            grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) break;
+        a->outstanding--;
+        slot_release(a, ev.tag);
+    }
+    grpc_completion_queue_shutdown(a->cq);
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    }
+    grpc_completion_queue_destroy(a->cq);
+    free(a->slots);
+    free(a);
 }

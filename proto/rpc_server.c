@@ -1,21 +1,25 @@
-/* rpc_server.c: the gRPC-core server behind shoal_rpc_server_*: one completion-queue thread,
- * a per-call state machine, and a worker pool that runs handlers.
+/* rpc_server.c: the gRPC-core server behind shoal_rpc_server_*: a few threads polling one
+ * completion queue, a per-call state machine, and a worker pool that runs handlers.
  *
  * Why this shape (research/infra.md §2): gRPC core has no generated service code for C, so
  * calls are taken with the generic grpc_server_request_call and routed by method path. The
- * completion-queue thread does everything that must not block: accept, auth, first read and
- * decode, final status. Handlers run on pool threads so they may block; their sends and
- * receives start a batch and wait on the call's condition variable until the CQ thread sees
- * the completion. Exception: a unary method flagged SHOAL_RPC_INLINE (short reads such as
- * GetJob) runs its handler on the CQ thread right after the request decodes; a unary handler
- * never waits on the CQ (its reply is buffered until the final status), so it cannot deadlock,
- * and skipping the pool saves two context switches per call. A call is freed by whichever side
- * observes "no batch pending and no worker holds it", under the call's mutex, so there is exactly
- * one free. RECV_CLOSE_ON_SERVER is started first on every call and completes only when the call is
- * over, which is what makes "no batch pending" mean "finished". Shutdown:
- * grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish; then
- * grpc_server_cancel_all_calls; the CQ thread exits once the shutdown tag has fired and every call
- * is freed, destroys the server and drains the queue. Tested by tests/proto/test_rpc.c,
+ * completion-queue threads (cq_threads, default 1; more let calls go on while one poller is
+ * preempted or stuck in a slow inline handler, but cost switches on a 2-core host) do
+ * everything that must not block: accept, auth, first read and decode, final status. Handlers run
+ * on pool threads so they may block; their sends and receives start a batch and wait on the call's
+ * condition variable until the CQ thread sees the completion. Exception: a unary method flagged
+ * SHOAL_RPC_INLINE (short reads such as GetJob) runs its handler on the CQ thread right after the
+ * request decodes; a unary handler never waits on the CQ (its reply is buffered until the final
+ * status), so it cannot deadlock, and skipping the pool saves two context switches per call. A call
+ * is freed by whichever side observes "no batch pending and no worker holds it", under the call's
+ * mutex, so there is exactly one free. RECV_CLOSE_ON_SERVER is started first on every call and
+ * completes only when the call is over, which is what makes "no batch pending" mean "finished".
+ * Shutdown: grpc_server_shutdown_and_notify stops new calls; in-flight ones get drain_ms to finish;
+ * then grpc_server_cancel_all_calls; once the shutdown tag has fired and every call is freed, the
+ * first CQ thread to see it destroys the server and shuts the queue down, and every CQ thread
+ * drains the queue until gRPC reports it shut down. Two events of one call may run on two CQ
+ * threads at once: both take the call's mutex, and only the one that leaves it with no batch
+ * pending and no worker frees it. Tested by tests/proto/test_rpc.c,
  * tests/proto/test_rpc_inline.c and tests/proto/test_rpc_tls.c.
  */
 #define SHOAL_LOG_SUBSYS "rpc"
@@ -70,13 +74,15 @@ struct shoal_rpc_server {
     size_t max_msg;
     int max_threads, drain_ms, port, inflight_cap;
     int started, thread_started;
-    pthread_t cq_thread;
-    int shutdown_tag; /* its address is the shutdown tag */
+    pthread_t *cq_threads;
+    int n_cq, cq_started; /* configured, started */
+    int shutdown_tag;     /* its address is the shutdown tag */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* n_live / got_shutdown changes */
     pthread_cond_t pool_cv; /* queue changes */
     /* under mu */
     int n_live, shutting_down, got_shutdown, abandon;
+    int destroyed; /* grpc server destroyed and queue shut down (by one CQ thread) */
     shoal_rpc_call *q_head, *q_tail;
     int q_len, n_threads, n_idle, pool_stop;
     pthread_t *threads;
@@ -391,6 +397,7 @@ static void *cq_main(void *arg) {
     shoal_rpc_server *srv = arg;
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(srv->cq, shoal_rpc_deadline(100), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type == GRPC_OP_COMPLETE) {
             if (ev.tag == &srv->shutdown_tag) {
                 pthread_mutex_lock(&srv->mu);
@@ -398,22 +405,21 @@ static void *cq_main(void *arg) {
                 pthread_cond_broadcast(&srv->cv);
                 pthread_mutex_unlock(&srv->mu);
             } else {
-                on_event(ev.tag, ev.success);
+                on_event(ev.tag, ev.success); /* after destroy: leftovers, success 0 */
             }
         }
+        /* The first thread to see "shut down and no call left" claims the destroy under srv->mu
+         * (shoal_rpc_server_free cancels calls only while it is unclaimed), destroys the server
+         * and shuts the queue down; every thread then drains until GRPC_QUEUE_SHUTDOWN. */
         pthread_mutex_lock(&srv->mu);
-        int stop = srv->got_shutdown && srv->n_live == 0;
+        int claim = srv->got_shutdown && srv->n_live == 0 && !srv->destroyed;
+        if (claim) srv->destroyed = 1;
         pthread_mutex_unlock(&srv->mu);
-        if (stop) break;
-    }
-    grpc_server_destroy(srv->server);
-    srv->server = NULL;
-    grpc_completion_queue_shutdown(srv->cq);
-    for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag != &srv->shutdown_tag) on_event(ev.tag, 0);
+        if (claim) {
+            grpc_server_destroy(srv->server);
+            srv->server = NULL;
+            grpc_completion_queue_shutdown(srv->cq);
+        }
     }
     return NULL;
 }
@@ -634,6 +640,10 @@ static shoal_status check_config(const shoal_rpc_server_config *cfg) {
                   cfg->listen);
     SHOAL_REQUIRE(cfg->max_threads >= 0 && cfg->drain_ms >= 0, SHOAL_ERR_INVALID_ARG,
                   "rpc server %s: negative max_threads or drain_ms", cfg->listen);
+    uint64_t cq_ceiling = shoal_limit_describe(SHOAL_LIMIT_RPC_CQ_THREADS)->ceiling;
+    SHOAL_REQUIRE(cfg->cq_threads >= 0 && (uint64_t)cfg->cq_threads <= cq_ceiling, SHOAL_ERR_LIMIT,
+                  "rpc server %s: cq_threads %d is outside 0..%llu", cfg->listen, cfg->cq_threads,
+                  (unsigned long long)cq_ceiling);
     uint64_t ceiling = shoal_limit_describe(SHOAL_LIMIT_RPC_MESSAGE_BYTES)->ceiling;
     SHOAL_REQUIRE(cfg->max_message_bytes <= ceiling, SHOAL_ERR_LIMIT,
                   "rpc server %s: max_message_bytes %zu is above the ceiling %llu", cfg->listen,
@@ -716,7 +726,10 @@ shoal_status shoal_rpc_server_start(const shoal_rpc_server_config *cfg, shoal_rp
     srv->n_routes = cfg->n_routes;
     srv->routes = calloc((size_t)cfg->n_routes, sizeof *srv->routes);
     srv->threads = calloc((size_t)srv->max_threads, sizeof *srv->threads);
-    SHOAL_REQUIRE_GOTO(srv->routes && srv->threads, SHOAL_ERR_NOMEM, "rpc server: out of memory");
+    srv->n_cq = cfg->cq_threads ? cfg->cq_threads : (int)shoal_limit(SHOAL_LIMIT_RPC_CQ_THREADS);
+    srv->cq_threads = calloc((size_t)srv->n_cq, sizeof *srv->cq_threads);
+    SHOAL_REQUIRE_GOTO(srv->routes && srv->threads && srv->cq_threads, SHOAL_ERR_NOMEM,
+                       "rpc server: out of memory");
     memcpy(srv->routes, cfg->routes, (size_t)cfg->n_routes * sizeof *srv->routes);
 
     grpc_arg args[3];
@@ -746,9 +759,16 @@ shoal_status shoal_rpc_server_start(const shoal_rpc_server_config *cfg, shoal_rp
     int armed = request_new_locked(srv);
     pthread_mutex_unlock(&srv->mu);
     SHOAL_REQUIRE_GOTO(armed, SHOAL_ERR_INTERNAL, "rpc server: cannot arm the first call");
-    SHOAL_REQUIRE_GOTO(pthread_create(&srv->cq_thread, NULL, cq_main, srv) == 0, SHOAL_ERR_INTERNAL,
-                       "rpc server: cannot start its thread");
-    srv->thread_started = 1;
+    for (int i = 0; i < srv->n_cq; i++) {
+        if (pthread_create(&srv->cq_threads[i], NULL, cq_main, srv) != 0) break;
+        srv->cq_started++;
+    }
+    srv->thread_started = srv->cq_started > 0;
+    SHOAL_REQUIRE_GOTO(srv->thread_started, SHOAL_ERR_INTERNAL,
+                       "rpc server: cannot start its completion-queue threads");
+    if (srv->cq_started < srv->n_cq)
+        SHOAL_LOG_WARN("rpc server: started %d of %d completion-queue threads", srv->cq_started,
+                       srv->n_cq);
     SHOAL_LOG_INFO("serving %d methods on %s (port %d, %s)", srv->n_routes, cfg->listen, srv->port,
                    cfg->tls_client_ca ? "mTLS" : (cfg->tls_cert ? "TLS" : "plaintext, loopback"));
     *out = srv;
@@ -801,10 +821,12 @@ void shoal_rpc_server_free(shoal_rpc_server *srv) {
                                shoal_rpc_server_inflight(srv), srv->drain_ms);
                 pthread_mutex_lock(&srv->mu);
                 srv->abandon = 1;
+                /* under mu: a CQ thread may destroy the server once the last call is gone */
+                if (!srv->destroyed) grpc_server_cancel_all_calls(srv->server);
                 pthread_mutex_unlock(&srv->mu);
-                grpc_server_cancel_all_calls(srv->server);
             }
-            pthread_join(srv->cq_thread, NULL); /* destroys server and queue */
+            for (int i = 0; i < srv->cq_started; i++) /* they destroy server and queue */
+                pthread_join(srv->cq_threads[i], NULL);
             SHOAL_LOG_DEBUG("rpc server drained in %.3f s", shoal_now_s() - t0);
         } else {
             /* never ran: nothing was accepted; collect the shutdown tag ourselves */
@@ -842,6 +864,7 @@ void shoal_rpc_server_free(shoal_rpc_server *srv) {
     pthread_cond_destroy(&srv->cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv->threads);
+    free(srv->cq_threads);
     free(srv->routes);
     free(srv);
     shoal_rpc_lib_release();

@@ -7,17 +7,21 @@
  * 127.0.0.1, real SQLite store in a temp dir). Its one slot is held by a long first job, so
  * every submitted job stays QUEUED: the figures measure the control plane, not mpirun. Each
  * client has its own channel. Label bench (not run in CI).
- * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get]
- *        (run via bench/coordinator/run.sh; --only get: GetJob alone, for profiling)
+ * usage: bench_coordinator [--ops N] [--sbatch-ops N] [--only get|submit]
+ *        [--client threads|async|both] [--cq-threads N]
+ *        (run via bench/coordinator/run.sh; --only get: GetJob alone after one 8-client
+ *        SubmitJob pass that fills the store; --only submit: SubmitJob alone; for profiling)
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/limits.h"
 #include "common/timeutil.h"
 #include "common/version.h"
 #include "coordinator/api.h"
@@ -101,7 +105,19 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Run `clients` threads of ops_each calls; print one row. Returns ops/s. */
+/* Sort the n latencies, print one row, free them. Returns ops/s. */
+static double report(const char *what, const char *client, int conc, double *lat, int n,
+                     double wall, int errors) {
+    qsort(lat, (size_t)n, sizeof *lat, cmp_d);
+    double rate = n / wall;
+    printf("%-20s %-7s %6d %8d %10.0f %10.2f %10.2f %7d\n", what, client, conc, n, rate,
+           lat[n / 2] * 1e3, lat[(size_t)(n * 0.99)] * 1e3, errors);
+    fflush(stdout);
+    free(lat);
+    return rate;
+}
+
+/* Run `clients` threads of ops_each blocking calls each; print one row. Returns ops/s. */
 static double run(const char *what, int mode, int clients, int ops_each, uint64_t max_id,
                   const char *slurm_conf) {
     worker *w = calloc((size_t)clients, sizeof *w);
@@ -118,25 +134,91 @@ static double run(const char *what, int mode, int clients, int ops_each, uint64_
         errors += w[c].errors;
     }
     double wall = shoal_now_s() - t0;
-    int n = clients * ops_each;
-    qsort(lat, (size_t)n, sizeof *lat, cmp_d);
-    double rate = n / wall;
-    printf("%-22s %8d %8d %10.0f %10.2f %10.2f %7d\n", what, clients, n, rate,
-           lat[n / 2] * 1e3, lat[(size_t)(n * 0.99)] * 1e3, errors);
-    fflush(stdout);
-    free(lat);
     free(th);
     free(w);
-    return rate;
+    return report(what, "threads", clients, lat, clients * ops_each, wall, errors);
+}
+
+/* The async load generator (gRPC's "async client, outstanding RPCs per channel"): one thread,
+ * one channel, `conc` calls kept in flight; each is re-issued as soon as one completes. Every
+ * call is still a real RPC over loopback TCP to the real server; its latency runs from its
+ * start to its completion. Returns ops/s. */
+static double run_async(const char *what, int mode, int conc, int ops, uint64_t max_id) {
+    double *lat = calloc((size_t)ops, sizeof *lat);
+    double *t_start = calloc((size_t)ops, sizeof *t_start);
+    shoal_rpc_client_config cc = {.target = addr, .bearer_token = token};
+    shoal_rpc_client *cli = NULL;
+    shoal_rpc_async *a = NULL;
+    int errors = 0, started = 0, finished = 0;
+    if (shoal_rpc_client_new(&cc, &cli) != SHOAL_OK ||
+        shoal_rpc_async_new(cli, conc, &a) != SHOAL_OK)
+        errors = ops;
+    shoal_job_spec spec;
+    shoal_job_spec_init(&spec);
+    spec.kind = SHOAL_JOB_KIND_COMMAND;
+    spec.name = "bench";
+    spec.argv = argv_true;
+    spec.argc = 1;
+    shoal_job_spec_pb pb;
+    shoal_job_spec_to_pb(&spec, &pb);
+    unsigned seed = 12345u + (unsigned)conc;
+    double t0 = shoal_now_s();
+    while (!errors && finished < ops) {
+        while (started < ops && shoal_rpc_async_outstanding(a) < conc) {
+            Shoal__V1__SubmitJobRequest sreq = SHOAL__V1__SUBMIT_JOB_REQUEST__INIT;
+            Shoal__V1__GetJobRequest greq = SHOAL__V1__GET_JOB_REQUEST__INIT;
+            sreq.spec = &pb.spec;
+            greq.id = 1 + (uint64_t)(rand_r(&seed) % (int)(max_id ? max_id : 1));
+            t_start[started] = shoal_now_s();
+            shoal_status st = mode == 0
+                                  ? shoal_rpc_async_start(a, &shoal_api_submit_job, &sreq.base,
+                                                          10000, (void *)(intptr_t)started)
+                                  : shoal_rpc_async_start(a, &shoal_api_get_job, &greq.base, 10000,
+                                                          (void *)(intptr_t)started);
+            if (st != SHOAL_OK) {
+                lat[started] = 0;
+                errors++;
+                finished++;
+            }
+            started++;
+        }
+        if (shoal_rpc_async_outstanding(a) == 0) continue;
+        shoal_rpc_async_done d;
+        if (shoal_rpc_async_next(a, 0, &d) != SHOAL_OK) {
+            errors += ops - finished;
+            break;
+        }
+        int i = (int)(intptr_t)d.user;
+        lat[i] = shoal_now_s() - t_start[i];
+        if (d.status != SHOAL_OK) errors++;
+        shoal_rpc_msg_free(d.resp);
+        finished++;
+    }
+    double wall = shoal_now_s() - t0;
+    shoal_rpc_async_free(a);
+    shoal_rpc_client_free(cli);
+    free(t_start);
+    return report(what, "async", conc, lat, ops, wall, errors);
 }
 
 int main(int argc, char **argv) {
-    int ops = 4000, sbatch_ops = 192, get_only = 0;
+    int ops = 4000, sbatch_ops = 192, get_only = 0, submit_only = 0, use_threads = 1, use_async = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--ops") == 0) ops = atoi(argv[i + 1]);
+        /* the server's completion-queue threads (limit rpc_cq_threads) */
+        if (strcmp(argv[i], "--cq-threads") == 0 &&
+            shoal_limit_set(SHOAL_LIMIT_RPC_CQ_THREADS, (uint64_t)atoi(argv[i + 1])) != SHOAL_OK)
+            return 2;
+        if (strcmp(argv[i], "--client") == 0) {
+            use_threads = strcmp(argv[i + 1], "async") != 0;
+            use_async = strcmp(argv[i + 1], "threads") != 0;
+        }
         if (strcmp(argv[i], "--sbatch-ops") == 0) sbatch_ops = atoi(argv[i + 1]);
         /* for profiling GetJob alone: one SubmitJob pass (8 clients) fills the store */
-        if (strcmp(argv[i], "--only") == 0) get_only = strcmp(argv[i + 1], "get") == 0;
+        if (strcmp(argv[i], "--only") == 0) {
+            get_only = strcmp(argv[i + 1], "get") == 0;
+            submit_only = strcmp(argv[i + 1], "submit") == 0;
+        }
     }
     shoal_log_set_level(SHOAL_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -148,7 +230,8 @@ int main(int argc, char **argv) {
     pthread_create(&ct, NULL, coord_thread, &ca);
     char path[600];
     snprintf(path, sizeof path, "%s/coordinator.addr", dir);
-    for (int i = 0; i < 100 && !shoal_path_exists(path); i++) usleep(50000);
+    for (int i = 0; i < 100 && !shoal_path_exists(path); i++)
+        usleep(50000);
     char *buf = NULL;
     size_t len = 0;
     if (shoal_file_read(path, sizeof addr - 1, &buf, &len) != SHOAL_OK) return 1;
@@ -183,33 +266,45 @@ int main(int argc, char **argv) {
     char host[64] = "";
     gethostname(host, sizeof host);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
     printf("# bench_coordinator: loopback gRPC + SQLite (WAL, FULL sync on submit) on %s, %ld "
-           "cores, commit %s\n",
-           host, cores, bi->commit);
-    printf("# %-20s %8s %8s %10s %10s %10s %7s\n", "what", "clients", "ops", "ops/s", "p50_ms",
-           "p99_ms", "errors");
+           "cores, load %.2f, commit %s\n",
+           host, cores, load[0], bi->commit);
+    printf("# threads: one blocking client thread per concurrent call, each on its own channel;"
+           "\n# async: one thread, one channel, that many calls kept in flight\n");
+    printf("# %-18s %-7s %6s %8s %10s %10s %10s %7s\n", "what", "client", "conc", "ops", "ops/s",
+           "p50_ms", "p99_ms", "errors");
     const int conc[] = {1, 8, 64};
-    double submit_rate[3], sbatch_rate[3] = {0, 0, 0};
+    double submit_rate[3] = {0, 0, 0}, sbatch_rate[3] = {0, 0, 0};
     uint64_t submitted = 1;
     for (int k = 0; k < 3; k++) {
         int each = ops / conc[k] > 0 ? ops / conc[k] : 1;
         if (get_only && k != 1) continue;
-        submit_rate[k] = run("SubmitJob", 0, conc[k], each, 0, NULL);
-        submitted += (uint64_t)each * conc[k];
+        if (use_threads) {
+            submit_rate[k] = run("SubmitJob", 0, conc[k], each, 0, NULL);
+            submitted += (uint64_t)each * conc[k];
+        }
+        if (use_async && !get_only) {
+            double r = run_async("SubmitJob", 0, conc[k], each * conc[k], 0);
+            if (!use_threads) submit_rate[k] = r;
+            submitted += (uint64_t)each * conc[k];
+        }
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3 && !submit_only; k++) {
         int each = ops / conc[k] > 0 ? ops / conc[k] : 1;
-        run("GetJob", 1, conc[k], each, submitted, NULL);
+        if (use_threads) run("GetJob", 1, conc[k], each, submitted, NULL);
+        if (use_async) run_async("GetJob", 1, conc[k], each * conc[k], submitted);
     }
-    const char *sc = get_only ? NULL : getenv("SLURM_CONF");
+    const char *sc = get_only || submit_only ? NULL : getenv("SLURM_CONF");
     if (sc) {
         for (int k = 0; k < 3; k++) {
             int each = sbatch_ops / conc[k] > 0 ? sbatch_ops / conc[k] : 1;
             sbatch_rate[k] = run("sbatch --wrap true", 2, conc[k], each, 0, sc);
         }
         for (int k = 0; k < 3; k++)
-            printf("# SubmitJob/sbatch rate at %d client(s): %.1fx\n", conc[k],
-                   submit_rate[k] / sbatch_rate[k]);
+            printf("# SubmitJob/sbatch rate at %d client(s) (%s): %.1fx\n", conc[k],
+                   use_threads ? "threads" : "async", submit_rate[k] / sbatch_rate[k]);
     } else {
         printf("# SLURM_CONF not set: no sbatch baseline (run bench/coordinator/run.sh)\n");
     }

@@ -2,8 +2,9 @@
  * the legal-transition graph (every pair), illegal changes refused with the row untouched,
  * events with reasons, retries, 8 threads x 125 submits (each job present exactly once),
  * a writer SIGKILLed mid-stream (every acknowledged id survives the reopen), log bounds,
- * idempotency keys, the pending-jobs limit, listing filters and paging, schema versions,
- * hosts and models. */
+ * idempotency keys, the pending-jobs limit (also with a second connection inserting and
+ * finishing jobs beside the first, whose kept active count must notice), listing filters and
+ * paging, schema versions, hosts and models. */
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -557,6 +558,50 @@ static void test_idempotency_and_limit(void) {
     shoal_store_close(st);
 }
 
+/* The active-jobs count the limit uses is kept between group commits; it must stay exact when
+ * another connection (a second store on the same file) inserts or finishes jobs, and when this
+ * one finishes a job. */
+static void test_limit_two_connections(void) {
+    char p[512];
+    db_path(p, sizeof p);
+    shoal_store *a = NULL, *b = NULL;
+    CHECK_EQ_INT(shoal_store_open(p, &a), SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_open(p, &b), SHOAL_OK);
+    if (!a || !b) {
+        shoal_store_close(a);
+        shoal_store_close(b);
+        return;
+    }
+    shoal_job_spec spec;
+    cmd_spec(&spec, "lim", 0);
+    uint64_t def = shoal_limit(SHOAL_LIMIT_PENDING_JOBS);
+    shoal_limit_set(SHOAL_LIMIT_PENDING_JOBS, 3);
+    uint64_t a1 = 0, a2 = 0, b1 = 0, x = 0;
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &a1), SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &a2), SHOAL_OK); /* a counts 2 */
+    CHECK_EQ_INT(shoal_store_job_insert(b, &spec, "", NULL, &b1), SHOAL_OK); /* now 3 */
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
+    CHECK_EQ_INT(x, 0);
+    /* b finishes one of a's jobs: a sees the room */
+    CHECK_EQ_INT(shoal_store_job_transition(b, a1, SHOAL_JOB_CANCELLED, "other", 0, 0, NULL),
+                 SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_OK);
+    CHECK(x > b1);
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
+    /* a state change among active states keeps the count; a terminal one frees room */
+    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_STARTING, "go", 0, 0, NULL), SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
+    CHECK_EQ_INT(shoal_store_job_transition(a, a2, SHOAL_JOB_FAILED, "done", 1, 0, NULL), SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_insert(b, &spec, "", NULL, &x), SHOAL_OK);
+    CHECK_EQ_INT(shoal_store_job_insert(a, &spec, "", NULL, &x), SHOAL_ERR_LIMIT);
+    int64_t n = 0;
+    CHECK_EQ_INT(shoal_store_job_count(a, SHOAL_JOB_STATES_ACTIVE, &n), SHOAL_OK);
+    CHECK_EQ_INT(n, 3);
+    shoal_limit_set(SHOAL_LIMIT_PENDING_JOBS, def);
+    shoal_store_close(b);
+    shoal_store_close(a);
+}
+
 static void test_list_and_queue(void) {
     shoal_store *st = open_fresh();
     if (!st) return;
@@ -726,6 +771,7 @@ int main(void) {
     TEST_RUN(test_group_key_and_limit);
     TEST_RUN(test_logs_bounded);
     TEST_RUN(test_idempotency_and_limit);
+    TEST_RUN(test_limit_two_connections);
     TEST_RUN(test_list_and_queue);
     TEST_RUN(test_schema_and_files);
     TEST_RUN(test_hosts_models);

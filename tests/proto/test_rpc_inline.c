@@ -2,9 +2,10 @@
  * thread, no pool hand-off) on loopback, against the Echo service's Say handler routed under an
  * inline copy of its method: correct replies, 8 threads x 100 concurrent calls, request
  * validation and auth still applied, a deadline passed while the handler runs, the flag refused
- * on a streaming method, every call run on one thread (the CQ thread), pooled methods on the same
- * server unaffected, and shutdown that drains an in-flight inline call (and cancels one past the
- * grace). Servers bind 127.0.0.1:0. */
+ * on a streaming method, every call run on the one CQ thread of a cq_threads=1 server, on at most
+ * two with cq_threads=2 (where a slow inline call no longer stalls the others), pooled methods on
+ * the same server unaffected, and shutdown that drains an in-flight inline call (and cancels one
+ * past the grace). Servers bind 127.0.0.1:0. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,21 +19,31 @@
 static shoal_rpc_method inline_say;
 static shoal_rpc_route routes[2];
 
-/* Which threads ran the inline handler: inline calls all run on the one completion-queue
- * thread, where pooled ones under concurrency spread over several workers. */
+/* Which threads ran the inline handler: inline calls all run on the server's completion-queue
+ * threads (one or two here), where pooled ones under concurrency spread over several workers. */
+#define MAX_SEEN 64
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t seen_thread;
-static int seen_calls, seen_other_threads;
+static pthread_t seen[MAX_SEEN];
+static int seen_calls, n_seen;
+
+static void seen_reset(void) {
+    pthread_mutex_lock(&seen_mu);
+    seen_calls = n_seen = 0;
+    pthread_mutex_unlock(&seen_mu);
+}
 
 static shoal_status say_recorded(shoal_rpc_call *call, const ProtobufCMessage *req, void *user) {
     pthread_mutex_lock(&seen_mu);
-    if (seen_calls++ == 0)
-        seen_thread = pthread_self();
-    else if (!pthread_equal(seen_thread, pthread_self()))
-        seen_other_threads++;
+    seen_calls++;
+    int known = 0;
+    for (int i = 0; i < n_seen && !known; i++)
+        known = pthread_equal(seen[i], pthread_self());
+    if (!known && n_seen < MAX_SEEN) seen[n_seen++] = pthread_self();
     pthread_mutex_unlock(&seen_mu);
     return echo_routes[ECHO_SAY].handler(call, req, user);
 }
+
+static int cq_threads = 1; /* for the next start_server */
 
 static shoal_status start_server(shoal_rpc_server **out, int drain_ms) {
     inline_say = echo_methods[ECHO_SAY];
@@ -47,6 +58,7 @@ static shoal_status start_server(shoal_rpc_server **out, int drain_ms) {
     cfg.n_routes = 2;
     cfg.auth = echo_auth;
     cfg.drain_ms = drain_ms;
+    cfg.cq_threads = cq_threads;
     return shoal_rpc_server_start(&cfg, out);
 }
 
@@ -187,12 +199,14 @@ static void *concurrent_worker(void *p) {
     return NULL;
 }
 
-static void test_concurrent(void) {
-    shoal_rpc_client *c = client_for(shoal_rpc_server_port(srv), ECHO_TOKEN);
+/* 8 threads x 100 calls; returns how many distinct threads ran the handler (-1 on failure). */
+static int concurrent_calls(shoal_rpc_server *server) {
+    shoal_rpc_client *c = client_for(shoal_rpc_server_port(server), ECHO_TOKEN);
     if (!c) {
         CHECK(c != NULL);
-        return;
+        return -1;
     }
+    seen_reset();
     pthread_t th[8];
     worker_arg args[8];
     double t0 = shoal_now_s();
@@ -208,10 +222,63 @@ static void test_concurrent(void) {
     CHECK_EQ_INT(total, 800);
     pthread_mutex_lock(&seen_mu);
     CHECK(seen_calls >= 800);
-    CHECK_EQ_INT(seen_other_threads, 0); /* every call ran on the completion-queue thread */
+    int n = n_seen;
     pthread_mutex_unlock(&seen_mu);
-    fprintf(stderr, "  800 concurrent inline calls in %.3f s\n", shoal_now_s() - t0);
+    fprintf(stderr, "  800 concurrent inline calls in %.3f s on %d thread(s)\n", shoal_now_s() - t0,
+            n);
     shoal_rpc_client_free(c);
+    return n;
+}
+
+/* One completion-queue thread: every call ran on it (ignoring the flag spreads them over the
+ * pool's workers: 701 calls on other threads when this was written). */
+static void test_concurrent(void) {
+    CHECK_EQ_INT(concurrent_calls(srv), 1);
+}
+
+/* Two completion-queue threads: the calls run on at most those two; and an inline call that
+ * is slow (it should never be, but a stalled disk read could be) holds one of them while the
+ * other keeps serving, which one thread cannot do. */
+static void test_two_cq_threads(void) {
+    shoal_rpc_server *s2 = NULL;
+    cq_threads = 2;
+    CHECK_EQ_INT(start_server(&s2, 2000), SHOAL_OK);
+    cq_threads = 1;
+    if (!s2) return;
+    int n = concurrent_calls(s2);
+    CHECK(n >= 1 && n <= 2);
+    shoal_rpc_client *slow = client_for(shoal_rpc_server_port(s2), ECHO_TOKEN);
+    shoal_rpc_client *fast = client_for(shoal_rpc_server_port(s2), ECHO_TOKEN);
+    CHECK(slow && fast);
+    if (slow && fast) {
+        CHECK(say_ok(fast, "warm")); /* connect before timing */
+        shoal_rpc_async *a = NULL;
+        CHECK_EQ_INT(shoal_rpc_async_new(slow, 1, &a), SHOAL_OK);
+        Shoal__Test__EchoRequest req = SHOAL__TEST__ECHO_REQUEST__INIT;
+        req.mode = SHOAL__TEST__MODE__MODE_SLOW;
+        req.delay_ms = 1500;
+        req.text = "hog";
+        CHECK_EQ_INT(shoal_rpc_async_start(a, &inline_say, &req.base, 10000, NULL), SHOAL_OK);
+        for (int i = 0; i < 300 && shoal_rpc_server_inflight(s2) < 1; i++)
+            nanosleep(&(struct timespec){0, 2000000}, NULL);
+        nanosleep(&(struct timespec){0, 50000000}, NULL); /* the hog is in its handler */
+        double t0 = shoal_now_s();
+        int ok = 0;
+        for (int i = 0; i < 20; i++)
+            ok += say_ok(fast, "beside the hog");
+        double dt = shoal_now_s() - t0;
+        CHECK_EQ_INT(ok, 20);
+        CHECK(dt < 1.0); /* with one CQ thread they would wait out the hog's 1.5 s */
+        fprintf(stderr, "  20 inline calls beside a 1.5 s inline call: %.3f s\n", dt);
+        shoal_rpc_async_done d;
+        CHECK_EQ_INT(shoal_rpc_async_next(a, 10000, &d), SHOAL_OK);
+        CHECK_EQ_INT(d.status, SHOAL_OK);
+        shoal_rpc_msg_free(d.resp);
+        shoal_rpc_async_free(a);
+    }
+    shoal_rpc_client_free(slow);
+    shoal_rpc_client_free(fast);
+    shoal_rpc_server_free(s2);
 }
 
 typedef struct {
@@ -269,6 +336,13 @@ static void test_shutdown_drains(void) {
     fprintf(stderr, "  cancelled a stuck inline call after the grace: %.3f s\n", dt);
 }
 
+/* The same shutdown paths with two completion-queue threads: one of them claims the destroy. */
+static void test_shutdown_drains_two_cq(void) {
+    cq_threads = 2;
+    test_shutdown_drains();
+    cq_threads = 1;
+}
+
 int main(void) {
     const char *lvl = getenv("SHOAL_LOG_LEVEL");
     shoal_log_set_level(lvl ? (shoal_log_level)shoal_log_parse_level(lvl) : SHOAL_LOG_ERROR);
@@ -279,6 +353,8 @@ int main(void) {
         TEST_RUN(test_concurrent);
         shoal_rpc_server_free(srv);
     }
+    TEST_RUN(test_two_cq_threads);
     TEST_RUN(test_shutdown_drains);
+    TEST_RUN(test_shutdown_drains_two_cq);
     return TEST_EXIT();
 }
