@@ -68,12 +68,15 @@ static const char *usage =
     "  --stop-after N       stop (with a checkpoint) after step N\n"
     "  --init-seed N        seed of --init-config's random weights (default: --seed)\n"
     "  DP-SGD (one rank): --dp-clip C (--dp-noise SIGMA | --dp-epsilon EPS) --dp-delta DELTA\n"
-    "                     [--dp-noise-mode exact|fast]\n"
+    "                     [--dp-noise-mode exact|fast] [--dp-noise-threads N]\n"
     "    every step takes a Poisson sample of the training windows with rate q = batch*accum/N,\n"
     "    clips each example's gradient to C, adds Gaussian noise of std SIGMA*C (EXACT discrete\n"
     "    Gaussian by default) and divides by q*N. --dp-epsilon solves SIGMA for the planned\n"
     "    steps, and with --dp-noise is a budget the plan must fit. Epsilon so far is in the\n"
-    "    progress line and OUT/shoal.json (\"dp\"); see docs/privacy.md.\n"
+    "    progress line and OUT/shoal.json (\"dp\"); see docs/privacy.md. --dp-noise-threads N\n"
+    "    gives N of the --threads to drawing the next step's noise while the others run the\n"
+    "    model (0, the default: every thread does both, drawing after the clipping pass when no\n"
+    "    CPU is spare); pays on small models whose threads do not scale (docs/training.md).\n"
     "  Aliases: --config (--init-config), --accum (--grad-accum), --grad-clip (--clip),\n"
     "  --resume with no value (--resume auto).\n\n"
     "Exit codes: 0 done, 1 training failed, 2 usage, 75 a rank was lost or a collective hung\n"
@@ -264,6 +267,9 @@ static int parse_flags(int argc, char **argv, train_args *a, shoal_trainer_confi
             ok = shoal_dp_noise_mode_parse(v, &nm) == SHOAL_OK;
             c->dp_noise_fast = nm == SHOAL_DP_NOISE_FAST;
             a->dp_mode = v;
+        } else if (strcmp(f, "--dp-noise-threads") == 0) {
+            ok = parse_i64(v, 1, SHOAL_MAX_DP_NOISE_THREADS, &n);
+            c->dp_noise_threads = (int)n;
         } else if (strcmp(f, "--comm") == 0) {
             ok = shoal_comm_backend_parse(v, &a->backend) == SHOAL_OK;
         } else if (strcmp(f, "--device") == 0) {
@@ -485,8 +491,10 @@ int shoal_cmd_train(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (c.dp_clip == 0 && (c.dp_noise != 0 || c.dp_epsilon != 0 || c.dp_delta != 0 || a.dp_mode)) {
-        fprintf(stderr, "shoal train: --dp-noise/--dp-epsilon/--dp-delta/--dp-noise-mode need "
+    if (c.dp_clip == 0 && (c.dp_noise != 0 || c.dp_epsilon != 0 || c.dp_delta != 0 || a.dp_mode ||
+                           c.dp_noise_threads != 0)) {
+        fprintf(stderr, "shoal train: --dp-noise/--dp-epsilon/--dp-delta/--dp-noise-mode/"
+                "--dp-noise-threads need "
                 "--dp-clip\n\n%s", usage);
         rc = 2;
         goto out;

@@ -100,13 +100,26 @@ int main(int argc, char **argv) {
            model, P, B, T, threads, dp_threads, noise_threads, shoal_kernels_cpu_gemm_name(),
            load[0]);
     int adam_step = 0;
+    {
+        shoal_dpsgd_config c;
+        shoal_dpsgd_config_default(&c);
+        c.n_examples = (uint64_t)B;
+        c.noise_threads = noise_threads;
+        shoal_dpsgd *dp = NULL;
+        if (dp_threads != threads) DIE(shoal_gpt_set_threads(m, dp_threads));
+        DIE(shoal_dpsgd_init(&c, m, NULL, &dp));
+        printf("# the default (noise_draw AUTO) draws %s here\n",
+               shoal_dpsgd_draws_ahead(dp) ? "ahead" : "after");
+        shoal_dpsgd_free(dp);
+        if (dp_threads != threads) DIE(shoal_gpt_set_threads(m, threads));
+    }
     for (int mode = 0; mode < 4; mode++) {
         shoal_dpsgd_config c;
         shoal_dpsgd_config_default(&c);
         c.n_examples = (uint64_t)B;
         c.sample_rate = 1.0;
         c.noise_mode = mode < 2 ? SHOAL_DP_NOISE_EXACT : SHOAL_DP_NOISE_FAST;
-        c.noise_inline = mode % 2 == 0; /* drawn after the clipping pass, or ahead */
+        c.noise_draw = mode % 2 == 0 ? SHOAL_DP_DRAW_AFTER : SHOAL_DP_DRAW_AHEAD;
         c.micro_batch = B;
         c.noise_threads = noise_threads;
         shoal_dpsgd *dp = NULL;
@@ -148,7 +161,7 @@ int main(int argc, char **argv) {
             "noise %-5s %-7s non-private %9.2f ms  dp-sgd %9.2f ms  ratio %.3f  (noise %8.2f ms; "
             "dp-sgd without the noise / non-private %.3f)  medians of %d pairs\n",
             shoal_dp_noise_mode_name(c.noise_mode),
-            c.noise_inline || P > SHOAL_MAX_DP_PREDRAW_PARAMS ? "after" : "ahead", 1e3 * mn,
+            shoal_dpsgd_draws_ahead(dp) ? "ahead" : "after", 1e3 * mn,
             1e3 * md, mr, 1e3 * mnoise, mrn, steps);
         free(rnn);
         free(tno);

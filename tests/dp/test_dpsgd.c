@@ -11,6 +11,7 @@
 #include "privacy/rdp.h"
 #include "test.h"
 #include "worker/model/gpt_dp.h"
+#include "common/limits.h"
 #include "worker/train/dpsgd.h"
 
 static char tiny_dir[4096];
@@ -240,10 +241,11 @@ static void test_noise_ahead(void) {
         c.micro_batch = 4;
         c.test_seed = 21;
         shoal_dpsgd *d1 = NULL, *d2 = NULL;
-        c.noise_inline = 1;
+        c.noise_draw = SHOAL_DP_DRAW_AFTER;
         CHECK(shoal_dpsgd_init(&c, m, NULL, &d1) == SHOAL_OK);
-        c.noise_inline = 0;
+        c.noise_draw = SHOAL_DP_DRAW_AHEAD;
         CHECK(shoal_dpsgd_init(&c, m, NULL, &d2) == SHOAL_OK);
+        CHECK(!shoal_dpsgd_draws_ahead(d1) && shoal_dpsgd_draws_ahead(d2));
         CHECK(shoal_dpsgd_step(d1, m, tok, tgt, mask, 6, T, NULL) == SHOAL_OK);
         memcpy(a, shoal_gpt_grads(m), P * sizeof(float));
         CHECK(shoal_dpsgd_step(d2, m, tok, tgt, mask, 6, T, NULL) == SHOAL_OK);
@@ -307,6 +309,17 @@ static void test_plan_and_bad_config(void) {
     shoal_dp_accountant *acct = NULL;
     CHECK(shoal_dp_accountant_init(&acct, NULL, 0, SHOAL_DP_SERIES_MAGNITUDE) == SHOAL_OK);
     CHECK(shoal_dpsgd_init(&c, m, acct, &dp) == SHOAL_ERR_INVALID_ARG);
+    shoal_dpsgd_config_default(&c);
+    c.noise_draw = (shoal_dpsgd_draw)7;
+    CHECK(shoal_dpsgd_init(&c, m, NULL, &dp) == SHOAL_ERR_INVALID_ARG && dp == NULL);
+    /* AUTO draws after when the drawing threads would have no CPU of their own: more noise
+     * threads than any machine here has CPUs beside the model's */
+    shoal_dpsgd_config_default(&c);
+    c.noise_threads = SHOAL_MAX_DP_NOISE_THREADS;
+    c.test_seed = 3;
+    CHECK(shoal_dpsgd_init(&c, m, NULL, &dp) == SHOAL_OK && !shoal_dpsgd_draws_ahead(dp));
+    shoal_dpsgd_free(dp);
+    dp = NULL;
     shoal_gpt_free(m);
 }
 

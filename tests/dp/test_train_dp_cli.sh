@@ -5,7 +5,8 @@
 # shows epsilon in its progress line and writes shoal.json's "dp" object, whose epsilon equals
 # `shoal privacy epsilon` for the same (q, sigma_eff, steps, delta) and that of the
 # uninterrupted run at 4 steps; a plan over --dp-epsilon refuses to start (exit 1, nothing
-# written); DP options without --dp-clip are a usage error (exit 2).
+# written); DP options without --dp-clip are a usage error (exit 2); --dp-noise-threads 1 of 2
+# threads logs the split and gives the same epsilon, and 2 of 2 is refused (exit 1).
 set -euo pipefail
 SHOAL="${SHOAL_BIN:?}"
 SRC="${SHOAL_SOURCE_DIR:?}"
@@ -53,6 +54,17 @@ grep -q "budget" "$T/err" && ok "refusal names the budget" || bad "refusal names
 [ ! -e "$T/over/checkpoints" ] && ok "refused run wrote no checkpoint" || bad "refused run wrote no checkpoint"
 expect "dp options without --dp-clip" 2 "$SHOAL" train --config "$T/config.json" --data "$T/data" --out "$T/x" --dp-noise 1
 expect "bad noise mode" 2 "$SHOAL" train "${COMMON[@]}" --out "$T/x" --dp-noise-mode wobbly
+expect "one of two threads drawing noise ahead" 0 env SHOAL_LOG_LEVEL=info "$SHOAL" train "${COMMON[@]}" \
+  --out "$T/split" --dp-noise-threads 1
+grep -q "dp-sgd on 1 model thread(s), noise drawn ahead on 1 thread(s)" "$T/err" \
+  && ok "the split is logged" || bad "the split is logged"
+EPS3=$(python3 -c "import json,sys; print(repr(json.load(open(sys.argv[1]))['dp']['epsilon']))" "$T/split/shoal.json")
+[ "$EPS3" = "$EPS" ] && ok "split run: same epsilon" || bad "split run: epsilon $EPS3 vs $EPS"
+expect "noise threads leaving none for the model" 1 "$SHOAL" train "${COMMON[@]}" --out "$T/x2" \
+  --dp-noise-threads 2
+grep -q "leaves no thread for the model" "$T/err" && ok "refusal says why" || bad "refusal says why"
+expect "--dp-noise-threads without --dp-clip" 2 "$SHOAL" train --config "$T/config.json" \
+  --data "$T/data" --out "$T/x3" --dp-noise-threads 1
 expect "train --help" 0 "$SHOAL" train --help
 
 finish

@@ -3,22 +3,25 @@
  *
  * Noise is drawn on noise_threads generators, each over a contiguous slice of the gradient,
  * so a run's noise is one draw of independent per-coordinate samples whatever the split; in
- * test mode generator i is seeded with test_seed + i. Unless noise_inline is set (or the
- * model is over SHOAL_MAX_DP_PREDRAW_PARAMS), each step starts those draws on threads of their
- * own before its forward pass and adds them once the clipped sum is ready: the noise does not
+ * test mode generator i is seeded with test_seed + i. When drawing ahead (noise_draw AHEAD, or
+ * AUTO with a spare CPU per drawing thread; never for models over SHOAL_MAX_DP_PREDRAW_PARAMS),
+ * each step starts those draws on threads of their own before its forward pass and adds them once the clipped sum is ready: the noise does not
  * depend on the data, the draw is fresh for every step and used once (then wiped), and the
  * samples are the same as drawing afterwards, so only the wall time changes. The sampler's
  * geometric gaps use a 53-bit CSPRNG uniform; the rounding of log() moves each inclusion
  * probability by a relative ~1e-16, far below anything the accountant resolves. Tested by
  * tests/dp/test_dpsgd.c.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #define SHOAL_LOG_SUBSYS "dpsgd"
 #include "worker/train/dpsgd.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -65,7 +68,20 @@ void shoal_dpsgd_config_default(shoal_dpsgd_config *c) {
     c->micro_batch = 8;
 }
 
+/* CPUs this process may run on (its affinity mask, which Slurm and taskset narrow), else the
+ * online count. */
+static int usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 static shoal_status check_config(const shoal_dpsgd_config *c) {
+    SHOAL_REQUIRE(c->noise_draw == SHOAL_DP_DRAW_AUTO || c->noise_draw == SHOAL_DP_DRAW_AFTER ||
+                      c->noise_draw == SHOAL_DP_DRAW_AHEAD,
+                  SHOAL_ERR_INVALID_ARG, "dp-sgd: noise_draw %d is not AUTO, AFTER or AHEAD",
+                  (int)c->noise_draw);
     SHOAL_REQUIRE(isfinite(c->clip) && c->clip > 0, SHOAL_ERR_INVALID_ARG,
                   "dp-sgd: clip norm C=%g must be finite and > 0", c->clip);
     SHOAL_REQUIRE(isfinite(c->noise) && c->noise > 0 && c->noise <= SHOAL_DP_MAX_SIGMA,
@@ -116,10 +132,13 @@ shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
     dp->factors = calloc((size_t)cfg->micro_batch, sizeof *dp->factors);
     dp->tids = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->tids);
     dp->jobs = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->jobs);
-    if (!cfg->noise_inline && dp->d <= SHOAL_MAX_DP_PREDRAW_PARAMS)
+    int ahead = cfg->noise_draw == SHOAL_DP_DRAW_AHEAD ||
+                (cfg->noise_draw == SHOAL_DP_DRAW_AUTO &&
+                 usable_cpus() >= shoal_gpt_ctx((shoal_gpt *)m)->n_threads + dp->cfg.noise_threads);
+    if (ahead && dp->d <= SHOAL_MAX_DP_PREDRAW_PARAMS)
         dp->pre = malloc((size_t)dp->d * sizeof *dp->pre);
     SHOAL_REQUIRE_GOTO(dp->rngs && dp->norms && dp->factors && dp->tids && dp->jobs &&
-                           (dp->pre || cfg->noise_inline || dp->d > SHOAL_MAX_DP_PREDRAW_PARAMS),
+                           (dp->pre || !ahead || dp->d > SHOAL_MAX_DP_PREDRAW_PARAMS),
                        SHOAL_ERR_NOMEM, "dp-sgd: out of memory");
     for (int i = 0; i < dp->cfg.noise_threads; i++) {
         if (cfg->test_seed)
@@ -135,6 +154,8 @@ cleanup:
     shoal_dpsgd_free(dp);
     return st;
 }
+
+int shoal_dpsgd_draws_ahead(const shoal_dpsgd *dp) { return dp && dp->pre != NULL; }
 
 void shoal_dpsgd_free(shoal_dpsgd *dp) {
     if (!dp) return;

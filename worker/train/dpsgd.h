@@ -39,6 +39,15 @@
 #include "privacy/noise.h"
 #include "worker/model/gpt.h"
 
+/* When a step's noise is drawn. Drawing ahead overlaps it with the forward/clipping pass, which
+ * only pays where a core is idle during that pass: with every core busy the drawing threads
+ * slow the model's OpenMP threads more than they save (docs/BENCHMARKS.md, DP-SGD section). */
+typedef enum {
+    SHOAL_DP_DRAW_AUTO = 0,
+    SHOAL_DP_DRAW_AFTER = 1,
+    SHOAL_DP_DRAW_AHEAD = 2
+} shoal_dpsgd_draw;
+
 typedef struct {
     double clip;                    /* C > 0: per-example L2 clip norm */
     double noise;                   /* σ > 0: noise multiplier (std of the noise / C) */
@@ -49,9 +58,12 @@ typedef struct {
     int noise_threads;  /* generators drawing noise in parallel; <= 0: the model's threads */
     int micro_batch;    /* examples per forward/backward (the batch is cut into these); >= 1 */
     uint64_t test_seed; /* nonzero: TEST ONLY deterministic generators (not private) */
-    int noise_inline;   /* nonzero: draw the noise after the clipping pass instead of on
-                           threads of its own while it runs (models over
-                           SHOAL_MAX_DP_PREDRAW_PARAMS always do); same noise either way */
+    shoal_dpsgd_draw noise_draw; /* when the noise is drawn (same samples either way): AUTO
+                                    (default): ahead when the CPUs this process may use cover
+                                    the model's threads plus noise_threads, else after; AFTER:
+                                    after the clipping pass; AHEAD: on threads of its own while
+                                    the clipping pass runs. Models over
+                                    SHOAL_MAX_DP_PREDRAW_PARAMS always draw after. */
 } shoal_dpsgd_config;
 
 typedef struct {
@@ -66,7 +78,7 @@ typedef struct {
 
 typedef struct shoal_dpsgd shoal_dpsgd;
 
-/* Defaults: C 1.0, σ 1.0, q 0.01, δ 1e-5, EXACT noise, noise_threads 0, micro_batch 8. */
+/* Defaults: C 1.0, σ 1.0, q 0.01, δ 1e-5, EXACT noise, noise_threads 0, micro_batch 8, draw AUTO. */
 void shoal_dpsgd_config_default(shoal_dpsgd_config *c);
 
 /* A DP-SGD state for model m (its parameter count d sets σ_eff). acct may carry a resumed
@@ -75,6 +87,8 @@ void shoal_dpsgd_config_default(shoal_dpsgd_config *c);
 shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
                               shoal_dp_accountant *acct, shoal_dpsgd **out);
 void shoal_dpsgd_free(shoal_dpsgd *dp);
+/* 1 when this instance draws each step's noise ahead (noise_draw resolved), else 0. */
+int shoal_dpsgd_draws_ahead(const shoal_dpsgd *dp);
 
 /* Draw a Poisson batch: indices (ascending, in [0, N)) of the examples taken into idx (room
  * for cap). LIMIT when more than cap are drawn (the step should then be retried with a larger

@@ -97,6 +97,9 @@ typedef struct {
     double dp_clip, dp_noise, dp_delta, dp_epsilon;
     int dp_noise_fast;     /* FAST noise instead of EXACT (see docs/privacy.md) */
     uint64_t dp_test_seed; /* TEST ONLY: deterministic sampling and noise (not private) */
+    int dp_noise_threads;  /* > 0: of the model's threads, this many draw the next step's noise
+                              ahead while the rest run the model (fewer than the model's
+                              threads); 0: all do both, noise drawn as shoal_dpsgd decides */
 } shoal_trainer_config;
 
 typedef struct {
