@@ -203,21 +203,33 @@ static double run_async(const char *what, int mode, int conc, int ops, uint64_t 
 
 int main(int argc, char **argv) {
     int ops = 4000, sbatch_ops = 192, get_only = 0, submit_only = 0, use_threads = 1, use_async = 1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--ops") == 0) ops = atoi(argv[i + 1]);
-        /* the server's completion-queue threads (limit rpc_cq_threads) */
-        if (strcmp(argv[i], "--cq-threads") == 0 &&
-            shoal_limit_set(SHOAL_LIMIT_RPC_CQ_THREADS, (uint64_t)atoi(argv[i + 1])) != SHOAL_OK)
-            return 2;
-        if (strcmp(argv[i], "--client") == 0) {
-            use_threads = strcmp(argv[i + 1], "async") != 0;
-            use_async = strcmp(argv[i + 1], "threads") != 0;
+    static const char usage[] =
+        "usage: bench_coordinator [--ops N (4000)] [--sbatch-ops N (192)] [--cq-threads N]\n"
+        "                         [--client threads|async|both] [--only get|submit]\n"
+        "(the sbatch baseline needs SLURM_CONF: run bench/coordinator/run.sh)\n";
+    for (int i = 1; i < argc; i += 2) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int known = !strcmp(f, "--ops") || !strcmp(f, "--cq-threads") || !strcmp(f, "--client") ||
+                    !strcmp(f, "--sbatch-ops") || !strcmp(f, "--only");
+        if (!known || !v) {
+            fprintf(stderr, "%s%s", strcmp(f, "--help") && strcmp(f, "-h") ? "bad arguments\n" : "",
+                    usage);
+            return strcmp(f, "--help") && strcmp(f, "-h") ? 2 : 0;
         }
-        if (strcmp(argv[i], "--sbatch-ops") == 0) sbatch_ops = atoi(argv[i + 1]);
+        if (strcmp(f, "--ops") == 0) ops = atoi(v);
+        /* the server's completion-queue threads (limit rpc_cq_threads) */
+        if (strcmp(f, "--cq-threads") == 0 &&
+            shoal_limit_set(SHOAL_LIMIT_RPC_CQ_THREADS, (uint64_t)atoi(v)) != SHOAL_OK)
+            return 2;
+        if (strcmp(f, "--client") == 0) {
+            use_threads = strcmp(v, "async") != 0;
+            use_async = strcmp(v, "threads") != 0;
+        }
+        if (strcmp(f, "--sbatch-ops") == 0) sbatch_ops = atoi(v);
         /* for profiling GetJob alone: one SubmitJob pass (8 clients) fills the store */
-        if (strcmp(argv[i], "--only") == 0) {
-            get_only = strcmp(argv[i + 1], "get") == 0;
-            submit_only = strcmp(argv[i + 1], "submit") == 0;
+        if (strcmp(f, "--only") == 0) {
+            get_only = strcmp(v, "get") == 0;
+            submit_only = strcmp(v, "submit") == 0;
         }
     }
     shoal_log_set_level(SHOAL_LOG_WARN);

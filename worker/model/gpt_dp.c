@@ -359,8 +359,10 @@ shoal_status shoal_gpt_per_example_grad_norms_ex(shoal_gpt *m, shoal_gpt_norm_mo
                                                  double *norms) {
     shoal_status st = SHOAL_OK;
     SHOAL_REQUIRE(m && norms, SHOAL_ERR_INVALID_ARG, "per-example norms: model or norms NULL");
-    SHOAL_REQUIRE(m->ctx.backend == SHOAL_BACKEND_CPU, SHOAL_ERR_UNSUPPORTED,
-                  "per-example norms: only CPU contexts are supported (backend %s)",
+    SHOAL_REQUIRE(m->ctx.backend == SHOAL_BACKEND_CPU && m->ctx.k->host_visible,
+                  SHOAL_ERR_UNSUPPORTED,
+                  "per-example norms: only CPU contexts with host-visible memory are supported "
+                  "(backend %s)",
                   m->ctx.k->name);
     SHOAL_REQUIRE(mode >= SHOAL_GPT_NORM_AUTO && mode <= SHOAL_GPT_NORM_MATERIALISE,
                   SHOAL_ERR_INVALID_ARG, "per-example norms: unknown mode %d", (int)mode);
