@@ -52,6 +52,18 @@ typedef struct {
 
 static char *argv_true[] = {"true"};
 
+/* The job every SubmitJob of the bench carries: a command job running `true` (its strings are
+ * static, so the protobuf form that borrows them stays valid). */
+static void bench_spec_pb(shoal_job_spec_pb *pb) {
+    shoal_job_spec spec;
+    shoal_job_spec_init(&spec);
+    spec.kind = SHOAL_JOB_KIND_COMMAND;
+    spec.name = "bench";
+    spec.argv = argv_true;
+    spec.argc = 1;
+    shoal_job_spec_to_pb(&spec, pb);
+}
+
 static void *work(void *p) {
     worker *w = p;
     shoal_rpc_client *cli = NULL;
@@ -62,14 +74,8 @@ static void *work(void *p) {
             return NULL;
         }
     }
-    shoal_job_spec spec;
-    shoal_job_spec_init(&spec);
-    spec.kind = SHOAL_JOB_KIND_COMMAND;
-    spec.name = "bench";
-    spec.argv = argv_true;
-    spec.argc = 1;
     shoal_job_spec_pb pb;
-    shoal_job_spec_to_pb(&spec, &pb);
+    bench_spec_pb(&pb);
     unsigned seed = (unsigned)(uintptr_t)w;
     for (int i = 0; i < w->ops; i++) {
         double t0 = shoal_now_s();
@@ -153,14 +159,8 @@ static double run_async(const char *what, int mode, int conc, int ops, uint64_t 
     if (shoal_rpc_client_new(&cc, &cli) != SHOAL_OK ||
         shoal_rpc_async_new(cli, conc, &a) != SHOAL_OK)
         errors = ops;
-    shoal_job_spec spec;
-    shoal_job_spec_init(&spec);
-    spec.kind = SHOAL_JOB_KIND_COMMAND;
-    spec.name = "bench";
-    spec.argv = argv_true;
-    spec.argc = 1;
     shoal_job_spec_pb pb;
-    shoal_job_spec_to_pb(&spec, &pb);
+    bench_spec_pb(&pb);
     unsigned seed = 12345u + (unsigned)conc;
     double t0 = shoal_now_s();
     while (!errors && finished < ops) {

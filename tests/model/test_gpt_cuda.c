@@ -14,42 +14,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "common/safetensors.h"
+#include "ref_fixture.h"
 #include "test.h"
 #include "worker/model/gpt.h"
 
-static char model_dir[4096], ref_path[4096];
-static shoal_safetensors *ref;
-enum { B = 3, T = 32 };
-static int32_t tokens[B * T], targets[B * T];
-static uint8_t mask[B * T];
-
-static const shoal_st_tensor *need(const char *name) {
-    const shoal_st_tensor *t = shoal_safetensors_find(ref, name);
-    if (!t) {
-        fprintf(stderr, "fixture lacks %s\n", name);
-        exit(2);
-    }
-    return t;
-}
-
-static float *ref_f32(const char *name, size_t *n) {
-    const shoal_st_tensor *t = need(name);
-    float *x = malloc(t->nelem * sizeof(float));
-    if (!x || shoal_convert_to_f32(x, t->data, t->dtype, t->nelem) != 0) exit(2);
-    if (n) *n = t->nelem;
-    return x;
-}
-
-static double maxabs_rel(const float *a, const float *b, size_t n) {
-    double md = 0.0, mb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        md = d > md ? d : md;
-        mb = fabs((double)b[i]) > mb ? fabs((double)b[i]) : mb;
-    }
-    return mb > 0 ? md / mb : md;
-}
+enum { B = REF_B, T = REF_T };
 
 static double cosine(const float *a, const float *b, size_t n) {
     double ab = 0, aa = 0, bb = 0;
@@ -90,7 +59,8 @@ static void adamw_steps(shoal_gpt *m, int n, float *losses) {
     CHECK_EQ_INT(shoal_ctx_alloc(ctx, (void **)&ms, np * 4, "m"), SHOAL_OK);
     CHECK_EQ_INT(shoal_ctx_alloc(ctx, (void **)&vs, np * 4, "v"), SHOAL_OK);
     for (int step = 0; ms && vs && step <= n; step++) {
-        CHECK_EQ_INT(shoal_gpt_forward(m, tokens, targets, mask, B, T, &losses[step]), SHOAL_OK);
+        CHECK_EQ_INT(shoal_gpt_forward(m, ref_tokens, ref_targets, ref_mask, B, T, &losses[step]),
+                     SHOAL_OK);
         if (step == n) break;
         shoal_gpt_zero_grad(m);
         CHECK_EQ_INT(shoal_gpt_backward(m), SHOAL_OK);
@@ -109,7 +79,7 @@ static void adamw_steps(shoal_gpt *m, int n, float *losses) {
 
 static shoal_gpt *fixture_on(const shoal_gpt_device *dev) {
     shoal_gpt *m = NULL;
-    CHECK_EQ_INT(shoal_gpt_load_dir(model_dir, &m), SHOAL_OK);
+    CHECK_EQ_INT(shoal_gpt_load_dir(ref_model_dir, &m), SHOAL_OK);
     if (m && dev) CHECK_EQ_INT(shoal_gpt_to_device(m, dev), SHOAL_OK);
     return m;
 }
@@ -120,7 +90,7 @@ static void test_fp32_vs_pytorch(void) {
     CHECK(shoal_gpt_ctx(m)->backend == SHOAL_BACKEND_CUDA);
     int V = shoal_gpt_cfg(m)->vocab_size;
     float loss = 0;
-    CHECK_EQ_INT(shoal_gpt_forward(m, tokens, targets, mask, B, T, &loss), SHOAL_OK);
+    CHECK_EQ_INT(shoal_gpt_forward(m, ref_tokens, ref_targets, ref_mask, B, T, &loss), SHOAL_OK);
     size_t n;
     float *rl = ref_f32("logits", &n), *rloss = ref_f32("loss", NULL);
     float *rtl = ref_f32("token_losses", NULL);
@@ -158,7 +128,8 @@ static void test_fp32_vs_pytorch(void) {
     shoal_gpt *c = fixture_on(NULL);
     float c6[6];
     if (c) adamw_steps(c, 5, c6);
-    for (int s = 0; c && s <= 5; s++) CHECK(fabs(l6[s] - c6[s]) <= 1e-5 * fabs(c6[s]));
+    for (int s = 0; c && s <= 5; s++)
+        CHECK(fabs(l6[s] - c6[s]) <= 1e-5 * fabs(c6[s]));
     /* parameters by relative L2 distance: AdamW's m/sqrt(v) turns last-bit differences of a
      * near-zero gradient into +-lr, so an element-wise bound would test rounding luck */
     float *pc = c ? host_params(c) : NULL, *pg = host_params(m);
@@ -230,8 +201,8 @@ static void test_bf16_vs_fp32(void) {
     int V = shoal_gpt_cfg(f)->vocab_size;
     size_t np = shoal_gpt_num_params(f), nl = (size_t)B * T * V;
     float lf = 0, lh = 0;
-    CHECK_EQ_INT(shoal_gpt_forward(f, tokens, targets, mask, B, T, &lf), SHOAL_OK);
-    CHECK_EQ_INT(shoal_gpt_forward(h, tokens, targets, mask, B, T, &lh), SHOAL_OK);
+    CHECK_EQ_INT(shoal_gpt_forward(f, ref_tokens, ref_targets, ref_mask, B, T, &lf), SHOAL_OK);
+    CHECK_EQ_INT(shoal_gpt_forward(h, ref_tokens, ref_targets, ref_mask, B, T, &lh), SHOAL_OK);
     float *logf = malloc(nl * sizeof(float));
     const float *lgf = shoal_gpt_logits(f), *lgh = shoal_gpt_logits(h);
     CHECK(lgf && lgh && logf);
@@ -253,8 +224,9 @@ static void test_bf16_vs_fp32(void) {
         if (!(cs > 0.95)) fprintf(stderr, "  %s: gradient cosine %.4f\n", t->name, cs);
         CHECK(cs > 0.95);
     }
-    if (gf && gh) printf("bf16 vs fp32: whole-gradient cosine %.5f, worst tensor %.4f\n",
-                         cosine(gh, gf, np), worst);
+    if (gf && gh)
+        printf("bf16 vs fp32: whole-gradient cosine %.5f, worst tensor %.4f\n", cosine(gh, gf, np),
+               worst);
     /* a few AdamW steps: bf16 learns and tracks fp32 */
     float sf[4], sh[4];
     adamw_steps(f, 3, sf);
@@ -327,22 +299,12 @@ int main(void) {
         }
         TEST_SKIP("no CUDA device");
     }
-    const char *src = getenv("SHOAL_SOURCE_DIR");
-    if (!src) src = ".";
-    snprintf(model_dir, sizeof model_dir, "%s/tests/data/model/gpt2_tiny", src);
-    snprintf(ref_path, sizeof ref_path, "%s/tests/data/model/gpt2_tiny_ref.safetensors", src);
-    if (shoal_safetensors_open(ref_path, &ref) != SHOAL_OK) {
-        fprintf(stderr, "cannot open %s\n", ref_path);
-        return 2;
-    }
-    memcpy(tokens, need("tokens")->data, sizeof tokens);
-    memcpy(targets, need("targets")->data, sizeof targets);
-    memcpy(mask, need("mask")->data, sizeof mask);
+    if (ref_fixture_open() != 0) return 2;
     TEST_RUN(test_fp32_vs_pytorch);
     TEST_RUN(test_fp32_deterministic);
     TEST_RUN(test_bf16_vs_fp32);
     TEST_RUN(test_bf16_deterministic);
     TEST_RUN(test_decode_on_device);
-    shoal_safetensors_close(ref);
+    ref_fixture_close();
     return TEST_EXIT();
 }

@@ -9,55 +9,23 @@
  */
 #include <string.h>
 
-#include "common/safetensors.h"
 #include "kernels/ops.h"
+#include "ref_fixture.h"
 #include "test.h"
 #include "worker/model/gpt.h"
 
-static char model_dir[4096], ref_path[4096];
-static shoal_safetensors *ref;
-static int32_t tokens[3 * 32], targets[3 * 32];
-static uint8_t mask[3 * 32];
-enum { B = 3, T = 32 };
-
-static const shoal_st_tensor *need(const char *name) {
-    const shoal_st_tensor *t = shoal_safetensors_find(ref, name);
-    if (!t) {
-        fprintf(stderr, "fixture lacks %s\n", name);
-        exit(2);
-    }
-    return t;
-}
-
-static float *ref_f32(const char *name, size_t *n) {
-    const shoal_st_tensor *t = need(name);
-    float *x = malloc(t->nelem * sizeof(float));
-    if (!x || shoal_convert_to_f32(x, t->data, t->dtype, t->nelem) != 0) exit(2);
-    if (n) *n = t->nelem;
-    return x;
-}
-
-/* max |a - b| / max |b| */
-static double maxabs_rel(const float *a, const float *b, size_t n) {
-    double md = 0.0, mb = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        md = d > md ? d : md;
-        mb = fabs((double)b[i]) > mb ? fabs((double)b[i]) : mb;
-    }
-    return mb > 0 ? md / mb : md;
-}
+enum { B = REF_B, T = REF_T };
 
 static void check_model(int threads) {
     shoal_gpt *m = NULL;
-    CHECK(shoal_gpt_load_dir(model_dir, &m) == SHOAL_OK);
+    CHECK(shoal_gpt_load_dir(ref_model_dir, &m) == SHOAL_OK);
     if (!m) return;
     CHECK(shoal_gpt_set_threads(m, threads) == SHOAL_OK);
     const shoal_gpt_config *c = shoal_gpt_cfg(m);
     CHECK_EQ_INT(c->vocab_size, 301);
     int V = c->vocab_size;
     float loss = 0.0f;
-    CHECK(shoal_gpt_forward(m, tokens, targets, mask, B, T, &loss) == SHOAL_OK);
+    CHECK(shoal_gpt_forward(m, ref_tokens, ref_targets, ref_mask, B, T, &loss) == SHOAL_OK);
     size_t n;
     float *rl = ref_f32("logits", &n);
     CHECK_EQ_INT(n, (size_t)B * T * V);
@@ -92,7 +60,7 @@ static void check_model(int threads) {
     size_t np = shoal_gpt_num_params(m);
     float *g1 = malloc(np * sizeof(float));
     memcpy(g1, shoal_gpt_grads(m), np * sizeof(float));
-    CHECK(shoal_gpt_forward(m, tokens, targets, mask, B, T, &loss) == SHOAL_OK);
+    CHECK(shoal_gpt_forward(m, ref_tokens, ref_targets, ref_mask, B, T, &loss) == SHOAL_OK);
     CHECK(shoal_gpt_backward(m) == SHOAL_OK);
     double acc_err = 0.0;
     for (size_t i = 0; i < np; i++) {
@@ -108,7 +76,7 @@ static void check_model(int threads) {
     float *mom = calloc(np, sizeof(float)), *vel = calloc(np, sizeof(float));
     shoal_ctx *ctx = shoal_gpt_ctx(m);
     for (int step = 0; step <= 5; step++) {
-        CHECK(shoal_gpt_forward(m, tokens, targets, mask, B, T, &loss) == SHOAL_OK);
+        CHECK(shoal_gpt_forward(m, ref_tokens, ref_targets, ref_mask, B, T, &loss) == SHOAL_OK);
         printf("threads %d: adamw step %d loss %.8f ref %.8f\n", threads, step, loss, rad[step]);
         CHECK(fabs(loss - rad[step]) <= 1e-5 * fabs(rad[step]));
         if (step == 5) break;
@@ -138,19 +106,9 @@ static void test_ref_1thread(void) { check_model(1); }
 static void test_ref_2threads(void) { check_model(2); }
 
 int main(void) {
-    const char *src = getenv("SHOAL_SOURCE_DIR");
-    if (!src) src = ".";
-    snprintf(model_dir, sizeof model_dir, "%s/tests/data/model/gpt2_tiny", src);
-    snprintf(ref_path, sizeof ref_path, "%s/tests/data/model/gpt2_tiny_ref.safetensors", src);
-    if (shoal_safetensors_open(ref_path, &ref) != SHOAL_OK) {
-        fprintf(stderr, "cannot open %s\n", ref_path);
-        return 2;
-    }
-    memcpy(tokens, need("tokens")->data, sizeof tokens);
-    memcpy(targets, need("targets")->data, sizeof targets);
-    memcpy(mask, need("mask")->data, sizeof mask);
+    if (ref_fixture_open() != 0) return 2;
     TEST_RUN(test_ref_1thread);
     TEST_RUN(test_ref_2threads);
-    shoal_safetensors_close(ref);
+    ref_fixture_close();
     return TEST_EXIT();
 }

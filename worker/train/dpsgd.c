@@ -5,9 +5,10 @@
  * so a run's noise is one draw of independent per-coordinate samples whatever the split; in
  * test mode generator i is seeded with test_seed + i. When drawing ahead (noise_draw AHEAD, or
  * AUTO with a spare CPU per drawing thread; never for models over SHOAL_MAX_DP_PREDRAW_PARAMS),
- * each step starts those draws on threads of their own before its forward pass and adds them once the clipped sum is ready: the noise does not
- * depend on the data, the draw is fresh for every step and used once (then wiped), and the
- * samples are the same as drawing afterwards, so only the wall time changes. The sampler's
+ * each step starts those draws on threads of their own before its forward pass and adds them
+ * once the clipped sum is ready: the noise does not depend on the data, the draw is fresh for
+ * every step and used once (then wiped), and the samples are the same as drawing afterwards,
+ * so only the wall time changes. The sampler's
  * geometric gaps use a 53-bit CSPRNG uniform; the rounding of log() moves each inclusion
  * probability by a relative ~1e-16, far below anything the accountant resolves. Tested by
  * tests/dp/test_dpsgd.c.
@@ -132,14 +133,17 @@ shoal_status shoal_dpsgd_init(const shoal_dpsgd_config *cfg, const shoal_gpt *m,
     dp->factors = calloc((size_t)cfg->micro_batch, sizeof *dp->factors);
     dp->tids = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->tids);
     dp->jobs = calloc((size_t)dp->cfg.noise_threads, sizeof *dp->jobs);
-    int ahead = cfg->noise_draw == SHOAL_DP_DRAW_AHEAD ||
-                (cfg->noise_draw == SHOAL_DP_DRAW_AUTO &&
-                 usable_cpus() >= shoal_gpt_ctx((shoal_gpt *)m)->n_threads + dp->cfg.noise_threads);
-    if (ahead && dp->d <= SHOAL_MAX_DP_PREDRAW_PARAMS)
-        dp->pre = malloc((size_t)dp->d * sizeof *dp->pre);
+    int model_threads = shoal_gpt_ctx((shoal_gpt *)m)->n_threads;
+    int ahead = dp->d <= SHOAL_MAX_DP_PREDRAW_PARAMS &&
+                (cfg->noise_draw == SHOAL_DP_DRAW_AHEAD ||
+                 (cfg->noise_draw == SHOAL_DP_DRAW_AUTO &&
+                  usable_cpus() >= model_threads + dp->cfg.noise_threads));
+    if (ahead) dp->pre = malloc((size_t)dp->d * sizeof *dp->pre);
     SHOAL_REQUIRE_GOTO(dp->rngs && dp->norms && dp->factors && dp->tids && dp->jobs &&
-                           (dp->pre || !ahead || dp->d > SHOAL_MAX_DP_PREDRAW_PARAMS),
+                           (dp->pre || !ahead),
                        SHOAL_ERR_NOMEM, "dp-sgd: out of memory");
+    SHOAL_LOG_INFO("dp-sgd on %d model thread(s), noise drawn %s on %d thread(s)", model_threads,
+                   ahead ? "ahead" : "after the clipping pass", dp->cfg.noise_threads);
     for (int i = 0; i < dp->cfg.noise_threads; i++) {
         if (cfg->test_seed)
             SHOAL_CHECK_GOTO(shoal_dp_rng_init_deterministic(&dp->rngs[i], cfg->test_seed + i));
@@ -155,7 +159,9 @@ cleanup:
     return st;
 }
 
-int shoal_dpsgd_draws_ahead(const shoal_dpsgd *dp) { return dp && dp->pre != NULL; }
+int shoal_dpsgd_draws_ahead(const shoal_dpsgd *dp) {
+    return dp && dp->pre != NULL;
+}
 
 void shoal_dpsgd_free(shoal_dpsgd *dp) {
     if (!dp) return;

@@ -632,10 +632,6 @@ static shoal_status dp_setup(run_state *s, int64_t step) {
         }
     }
     SHOAL_CHECK(shoal_dpsgd_init(&dc, s->m, acct, &s->dp)); /* takes acct */
-    SHOAL_LOG_INFO("train: dp-sgd on %d model thread(s), noise drawn %s on %d thread(s)",
-                   shoal_gpt_ctx(s->m)->n_threads,
-                   shoal_dpsgd_draws_ahead(s->dp) ? "ahead" : "after the clipping pass",
-                   dc.noise_threads > 0 ? dc.noise_threads : shoal_gpt_ctx(s->m)->n_threads);
     s->dp_idx_cap = (size_t)(expected + 10.0 * sqrt(expected) + 64.0);
     if (s->dp_idx_cap > N) s->dp_idx_cap = (size_t)N;
     s->dp_idx = malloc(s->dp_idx_cap * sizeof *s->dp_idx);
